@@ -1,0 +1,44 @@
+// The console escape sequence, as in QEMU: Ctrl-A then a command key. Pure, so it can be tested
+// byte by byte; the terminal glue feeds it stdin and acts on what it returns.
+
+export const ESCAPE_BYTE = 0x01; // Ctrl-A
+
+export type EscapeCommand = 'quit' | 'help' | 'power-button';
+
+export interface EscapeResult {
+  /** Bytes for the guest, with escape sequences removed. */
+  forward: Uint8Array;
+  commands: EscapeCommand[];
+}
+
+export const ESCAPE_HELP = [
+  'Ctrl-A x   quit (stops the VM)',
+  'Ctrl-A p   press the ACPI power button (asks the guest to shut down)',
+  'Ctrl-A h   this help',
+  'Ctrl-A a   send Ctrl-A to the guest',
+].join('\r\n');
+
+const COMMAND_KEYS: Record<string, EscapeCommand> = { x: 'quit', h: 'help', p: 'power-button' };
+
+export class EscapeParser {
+  private pendingEscape = false;
+
+  feed(input: Uint8Array): EscapeResult {
+    const forward: number[] = [];
+    const commands: EscapeCommand[] = [];
+    for (const byte of input) {
+      if (this.pendingEscape) {
+        this.pendingEscape = false;
+        const key = String.fromCharCode(byte).toLowerCase();
+        if (byte === ESCAPE_BYTE || key === 'a') forward.push(ESCAPE_BYTE);
+        else if (COMMAND_KEYS[key]) commands.push(COMMAND_KEYS[key]);
+        // Any other key after Ctrl-A is dropped, as QEMU does.
+      } else if (byte === ESCAPE_BYTE) {
+        this.pendingEscape = true;
+      } else {
+        forward.push(byte);
+      }
+    }
+    return { forward: Uint8Array.from(forward), commands };
+  }
+}
