@@ -74,3 +74,13 @@ export function ramRegions(size: number): { gpa: number; size: number }[] {
     { gpa: MMIO_HOLE_END, size: size - MMIO_HOLE_START },
   ];
 }
+
+/** BIOS data area words the kernel reads: the EBDA segment and the base memory size in KiB. */
+export const BDA_EBDA_SEGMENT = 0x40e;
+export const BDA_BASE_MEMORY_KIB = 0x413;
+/** The MP configuration table goes here when it does not fit in the EBDA after its floating pointer. */
+export const MP_CONFIG_OVERFLOW = 0xf_0000;
+/** ACPI tables (from ACPI_TABLES) must end below this address. */
+export const ACPI_TABLES_END = 0xf_0000;
+/** End of the EBDA (start of the VGA window). */
+export const EBDA_END = 0xa_0000;
