@@ -146,9 +146,9 @@ test('DSDT contains _S5_ and the PCI root bridge names', () => {
 });
 
 const iasl = spawnSync('iasl', ['-v'], { encoding: 'utf8' });
-test('iasl disassembles the DSDT back to the expected objects', {
-  skip: iasl.error ? 'iasl not installed (Debian package acpica-tools)' : false,
-}, () => {
+const iaslSkip = iasl.error ? 'iasl not installed (Debian package acpica-tools)' : false;
+
+test('iasl disassembles the DSDT, and recompiling gives back the same AML', { skip: iaslSkip }, () => {
   const dir = mkdtempSync(join(tmpdir(), 'vireo-dsdt-'));
   try {
     writeFileSync(join(dir, 'dsdt.dat'), buildDsdt({ ecam: true }));
@@ -160,6 +160,34 @@ test('iasl disassembles the DSDT back to the expected objects', {
     assert.match(dsl, /WordBusNumber/);
     assert.match(dsl, /0xDFFFFFFF/);
     assert.match(dsl, /EisaId \("PNP0C02"\)/);
+    // Without iasl's optimizations, its compiler encodes the disassembly exactly as we did.
+    const compile = spawnSync('iasl', ['-oa', '-p', 'again', 'dsdt.dsl'], { cwd: dir, encoding: 'utf8' });
+    assert.equal(compile.status, 0, compile.stderr + compile.stdout);
+    const again = readFileSync(join(dir, 'again.aml'));
+    assert.deepEqual([...again.subarray(36)], [...buildDsdt({ ecam: true }).subarray(36)]);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('iasl decodes FADT, MADT and MCFG without complaint', { skip: iaslSkip }, () => {
+  const dir = mkdtempSync(join(tmpdir(), 'vireo-acpi-'));
+  try {
+    const tables = {
+      facp: buildFadt(0xe_1100, 0xe_1000, 9),
+      apic: buildMadt({ cpus: 3, ioapicId: 3, irq0Gsi: 2, sciIrq: 9 }),
+      mcfg: buildMcfg(),
+    };
+    for (const [file, bytes] of Object.entries(tables)) {
+      writeFileSync(join(dir, `${file}.dat`), bytes);
+      const run = spawnSync('iasl', ['-d', `${file}.dat`], { cwd: dir, encoding: 'utf8' });
+      assert.equal(run.status, 0, run.stderr + run.stdout);
+      const dsl = readFileSync(join(dir, `${file}.dsl`), 'utf8');
+      assert.doesNotMatch(dsl + run.stdout + run.stderr, /error|warning|incorrect checksum/i, file);
+    }
+    const madt = readFileSync(join(dir, 'apic.dsl'), 'utf8');
+    assert.equal(madt.match(/\[Processor Local APIC\]/g)?.length, 3);
+    assert.match(readFileSync(join(dir, 'facp.dsl'), 'utf8'), /Control Method Power Button \(V1\) : 0/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
