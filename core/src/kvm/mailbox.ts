@@ -1,0 +1,63 @@
+// The shared words between a vCPU worker and the VM host's main thread (an Int32Array over a
+// SharedArrayBuffer). The exit itself travels in the vCPU's ExitBuffer, which both sides share.
+//
+// Forwarding an exit: the worker bumps REQUEST and Atomics.wait()s on RESPONSE; the main thread,
+// parked in Atomics.waitAsync() on REQUEST, handles it, stores RESPONSE = REQUEST and notifies.
+
+/** Words of the control array. */
+export const Ctl = {
+  /** Bumped by the worker for each exit it forwards. */
+  REQUEST: 0,
+  /** Set by the main thread to the REQUEST value it answered. */
+  RESPONSE: 1,
+  /** The main thread's answer: Answer.CONTINUE or Answer.STOP. */
+  ANSWER: 2,
+  /** What the main thread wants the worker to do next: Command.*. */
+  COMMAND: 3,
+  /** 1 while the worker is parked by Command.PAUSE. */
+  PARKED: 4,
+  /** Exits answered inside the worker (the fast path). */
+  LOCAL_EXITS: 5,
+  /** Exits forwarded to the main thread. */
+  FORWARDED_EXITS: 6,
+  /** 1 once the worker left its run loop for good. */
+  FINISHED: 7,
+} as const;
+export const CTL_WORDS = 8;
+
+export const Command = { RUN: 0, PAUSE: 1, STOP: 2 } as const;
+export const Answer = { CONTINUE: 0, STOP: 1 } as const;
+
+export function createControl(): Int32Array {
+  return new Int32Array(new SharedArrayBuffer(CTL_WORDS * 4));
+}
+
+/** What a vCPU worker is started with (its workerData). */
+export interface VcpuWorkerData {
+  vcpuIndex: number;
+  vcpuFd: number;
+  exitBuffer: SharedArrayBuffer;
+  control: SharedArrayBuffer;
+  /** Module (URL or path) exporting createWorkerDevices for the fast path, if any. */
+  devicesModule?: string;
+  devicesOptions?: unknown;
+  addonPath?: string;
+}
+
+type WaitAsyncResult =
+  | { async: false; value: 'not-equal' | 'timed-out' }
+  | { async: true; value: Promise<'ok' | 'timed-out'> };
+
+/** Atomics.waitAsync (in Node 20's V8, though not in the ES2023 typings this project compiles with). */
+export function waitAsync(
+  array: Int32Array,
+  index: number,
+  value: number,
+  timeoutMs?: number,
+): WaitAsyncResult {
+  return (
+    Atomics as unknown as {
+      waitAsync(a: Int32Array, i: number, v: number, t?: number): WaitAsyncResult;
+    }
+  ).waitAsync(array, index, value, timeoutMs);
+}

@@ -1,0 +1,320 @@
+// Runs a VM's vCPUs, each on its own worker thread looping on KVM_RUN, and answers their exits.
+//
+// Two paths for an exit that needs device code:
+// - fast path: devices from `workerDevices.module` live inside every vCPU worker and answer
+//   synchronously there (for stateless or per-vCPU devices: debug ports, benchmarks);
+// - device-thread path: everything else is forwarded through the mailbox (mailbox.ts) to this,
+//   the VM host's main thread, where the single-owner device models answer from `pio`/`mmio`
+//   while the vCPU waits. The main thread never blocks: it waits with Atomics.waitAsync.
+// Other exits (shutdown, system events, entry failures, internal errors) also come here and go
+// through `onSpecialExit`, then the default policy.
+import { Worker } from 'node:worker_threads';
+import { ExitReason, exitReasonName, SystemEvent } from './constants.js';
+import {
+  decodeFailEntry,
+  decodeInternalError,
+  decodeSystemEvent,
+  EXIT_BUFFER_SIZE,
+  ExitBuffer,
+  type InternalErrorInfo,
+  internalErrorName,
+  systemEventName,
+} from './exit.js';
+import { dispatchIo, dispatchMmio, type ExitBus } from './exit-bus.js';
+import type { Vcpu } from './kvm.js';
+import { Answer, Command, Ctl, createControl, type VcpuWorkerData, waitAsync } from './mailbox.js';
+import { native, nativeAddonPath } from './native.js';
+
+export type StopReason = 'stopped' | 'shutdown' | 'reset' | 'error';
+
+export interface VmStop {
+  reason: StopReason;
+  message: string;
+  /** The vCPU whose exit ended the VM, if one did. */
+  vcpu?: number;
+  /** The status a guest gave (e.g. through a debug-exit port). */
+  status?: number;
+}
+
+export interface SpecialExit {
+  index: number;
+  vcpu: Vcpu;
+  reason: number;
+  exit: ExitBuffer;
+}
+
+/** 'continue' runs the vCPU on; a VmStop ends the VM; undefined = use the default policy. */
+export type ExitDecision = 'continue' | VmStop | undefined;
+
+export interface VcpuSetOptions {
+  vcpus: readonly Vcpu[];
+  /** Port and MMIO buses of the main-thread devices. */
+  pio: ExitBus;
+  mmio: ExitBus;
+  /** A module exporting createWorkerDevices(context), loaded in every vCPU worker (fast path). */
+  workerDevices?: { module: string | URL; options?: unknown };
+  onSpecialExit?: (exit: SpecialExit) => ExitDecision;
+  /** KVM_EXIT_INTERNAL_ERROR (e.g. emulation failures): 'continue' after fixing the vCPU up. */
+  onInternalError?: (vcpu: Vcpu, info: InternalErrorInfo, index: number) => ExitDecision;
+  log?: (line: string) => void;
+}
+
+export interface VcpuStats {
+  /** Exits answered inside the vCPU's worker. */
+  localExits: number;
+  /** Exits forwarded to the main thread. */
+  forwardedExits: number;
+}
+
+interface Runner {
+  index: number;
+  vcpu: Vcpu;
+  ctl: Int32Array;
+  exit: ExitBuffer;
+  worker?: Worker;
+  exited: boolean;
+}
+
+export class VcpuSet {
+  /** Resolves once the VM stopped and every vCPU thread has ended (safe to close the VM then). */
+  readonly done: Promise<VmStop>;
+  private resolveDone!: (stop: VmStop) => void;
+  private readonly runners: Runner[];
+  private stopResult: VmStop | undefined;
+  private started = false;
+  private readonly unclaimedLogged = new Set<string>();
+  private readonly log: (line: string) => void;
+
+  constructor(private readonly options: VcpuSetOptions) {
+    this.done = new Promise((resolve) => {
+      this.resolveDone = resolve;
+    });
+    this.log = options.log ?? ((line) => console.error(line));
+    this.runners = options.vcpus.map((vcpu, index) => ({
+      index,
+      vcpu,
+      ctl: createControl(),
+      exit: new ExitBuffer(new Uint8Array(new SharedArrayBuffer(EXIT_BUFFER_SIZE))),
+      exited: false,
+    }));
+  }
+
+  /** Starts one worker per vCPU; they run the guest at once. */
+  start(): void {
+    if (this.started) throw new Error('VcpuSet already started');
+    this.started = true;
+    const moduleSpec = this.options.workerDevices?.module;
+    for (const runner of this.runners) {
+      const workerData: VcpuWorkerData = {
+        vcpuIndex: runner.index,
+        vcpuFd: runner.vcpu.fd,
+        exitBuffer: runner.exit.bytes.buffer as SharedArrayBuffer,
+        control: runner.ctl.buffer as SharedArrayBuffer,
+        devicesModule: moduleSpec === undefined ? undefined : String(moduleSpec),
+        devicesOptions: this.options.workerDevices?.options,
+        addonPath: nativeAddonPath(),
+      };
+      const worker = new Worker(new URL('./vcpu-worker.js', import.meta.url), {
+        workerData,
+        name: `vcpu-${runner.index}`,
+      });
+      runner.worker = worker;
+      worker.on('message', (message: { type: string; message: string; code?: string }) => {
+        if (message.type === 'error') {
+          this.requestStop({
+            reason: 'error',
+            vcpu: runner.index,
+            message: `vCPU ${runner.index} failed: ${message.message}`,
+          });
+        }
+      });
+      worker.on('error', (error) => {
+        this.requestStop({
+          reason: 'error',
+          vcpu: runner.index,
+          message: `vCPU ${runner.index} thread: ${error.message}`,
+        });
+      });
+      worker.on('exit', () => {
+        runner.exited = true;
+        Atomics.notify(runner.ctl, Ctl.REQUEST);
+        this.requestStop({
+          reason: 'error',
+          vcpu: runner.index,
+          message: `vCPU ${runner.index} thread ended`,
+        });
+        if (this.runners.every((r) => r.exited)) this.resolveDone(this.stopResult!);
+      });
+      void this.serve(runner);
+    }
+  }
+
+  /** Ends the VM (idempotent: the first stop wins). Safe to call from a device handler. */
+  requestStop(stop: VmStop): void {
+    if (this.stopResult) return;
+    this.stopResult = stop;
+    for (const runner of this.runners) {
+      Atomics.store(runner.ctl, Ctl.COMMAND, Command.STOP);
+      Atomics.notify(runner.ctl, Ctl.COMMAND);
+      if (!runner.exited) this.kick(runner);
+    }
+    if (!this.started) this.resolveDone(stop);
+  }
+
+  /** Stops the VM and waits for every vCPU thread to end. */
+  stop(message = 'stopped by the VMM'): Promise<VmStop> {
+    this.requestStop({ reason: 'stopped', message });
+    return this.done;
+  }
+
+  /** Brings every vCPU out of KVM_RUN and parks it (for snapshots, or to change state). */
+  async pause(): Promise<void> {
+    for (const runner of this.runners) {
+      if (Atomics.load(runner.ctl, Ctl.COMMAND) === Command.STOP) continue;
+      Atomics.store(runner.ctl, Ctl.COMMAND, Command.PAUSE);
+      this.kick(runner);
+    }
+    for (const runner of this.runners) {
+      while (Atomics.load(runner.ctl, Ctl.PARKED) === 0 && Atomics.load(runner.ctl, Ctl.FINISHED) === 0) {
+        if (Atomics.load(runner.ctl, Ctl.COMMAND) !== Command.PAUSE) break;
+        const wait = waitAsync(runner.ctl, Ctl.PARKED, 0, 1000);
+        if (wait.async) await wait.value;
+      }
+    }
+  }
+
+  resume(): void {
+    for (const runner of this.runners) {
+      if (Atomics.compareExchange(runner.ctl, Ctl.COMMAND, Command.PAUSE, Command.RUN) === Command.PAUSE) {
+        Atomics.notify(runner.ctl, Ctl.COMMAND);
+      }
+    }
+  }
+
+  /** True while parked by pause(). */
+  get paused(): boolean {
+    return this.runners.every((r) => Atomics.load(r.ctl, Ctl.PARKED) === 1 || r.exited);
+  }
+
+  stats(): VcpuStats[] {
+    return this.runners.map((r) => ({
+      localExits: Atomics.load(r.ctl, Ctl.LOCAL_EXITS),
+      forwardedExits: Atomics.load(r.ctl, Ctl.FORWARDED_EXITS),
+    }));
+  }
+
+  private kick(runner: Runner): void {
+    try {
+      native().kick(runner.vcpu.fd);
+    } catch (error) {
+      this.log(`vcpu ${runner.index}: kick failed: ${(error as Error).message}`);
+    }
+  }
+
+  /** The main-thread side of one vCPU's mailbox: answers forwarded exits until the worker ends. */
+  private async serve(runner: Runner): Promise<void> {
+    const ctl = runner.ctl;
+    let seen = 0;
+    while (!runner.exited) {
+      const wait = waitAsync(ctl, Ctl.REQUEST, seen);
+      if (wait.async) await wait.value;
+      const request = Atomics.load(ctl, Ctl.REQUEST);
+      if (request === seen) continue;
+      seen = request;
+      const keepRunning = this.handle(runner) && !this.stopResult;
+      Atomics.store(ctl, Ctl.ANSWER, keepRunning ? Answer.CONTINUE : Answer.STOP);
+      Atomics.store(ctl, Ctl.RESPONSE, request);
+      Atomics.notify(ctl, Ctl.RESPONSE);
+    }
+  }
+
+  /** Answers one forwarded exit; false ends the VM. */
+  private handle(runner: Runner): boolean {
+    const exit = runner.exit;
+    const reason = exit.reason;
+    try {
+      if (reason === ExitReason.IO) {
+        if (!dispatchIo(this.options.pio, exit)) this.unclaimed('port', exit.port, exit, runner);
+        return true;
+      }
+      if (reason === ExitReason.MMIO) {
+        if (!dispatchMmio(this.options.mmio, exit))
+          this.unclaimed('mmio', Number(exit.mmioAddress), exit, runner);
+        return true;
+      }
+      const special = this.options.onSpecialExit?.({ index: runner.index, vcpu: runner.vcpu, reason, exit });
+      const decision = special ?? this.defaultPolicy(runner);
+      if (decision === 'continue' || decision === undefined) return true;
+      this.requestStop(decision);
+      return false;
+    } catch (error) {
+      // A device bug must not take the VM host down: log it and let the guest carry on.
+      this.log(
+        `vcpu ${runner.index}: ${exitReasonName(reason)} handler failed: ${(error as Error).stack ?? error}`,
+      );
+      return true;
+    }
+  }
+
+  private unclaimed(space: 'port' | 'mmio', address: number, exit: ExitBuffer, runner: Runner): void {
+    const key = `${space}:${address}:${exit.isWrite}`;
+    if (this.unclaimedLogged.has(key)) return;
+    this.unclaimedLogged.add(key);
+    const what = space === 'port' ? `port 0x${address.toString(16)}` : `MMIO 0x${address.toString(16)}`;
+    this.log(
+      `vcpu ${runner.index}: guest ${exit.isWrite ? 'wrote' : 'read'} ${exit.size} byte(s) at ${what}: nothing there (${exit.isWrite ? 'ignored' : 'reads all-ones'}; logged once)`,
+    );
+  }
+
+  private defaultPolicy(runner: Runner): ExitDecision {
+    const exit = runner.exit;
+    const index = runner.index;
+    switch (exit.reason) {
+      case ExitReason.HLT:
+        // With the in-kernel irqchip KVM waits for interrupts itself; a HLT exit just resumes.
+        return 'continue';
+      case ExitReason.SHUTDOWN:
+        return {
+          reason: 'reset',
+          vcpu: index,
+          message: `vCPU ${index}: triple fault (KVM_EXIT_SHUTDOWN): the machine resets`,
+        };
+      case ExitReason.SYSTEM_EVENT: {
+        const event = decodeSystemEvent(exit.union());
+        if (event.type === SystemEvent.SHUTDOWN)
+          return { reason: 'shutdown', vcpu: index, message: 'guest powered off' };
+        if (event.type === SystemEvent.RESET)
+          return { reason: 'reset', vcpu: index, message: 'guest requested a reset' };
+        if (event.type === SystemEvent.CRASH)
+          return { reason: 'error', vcpu: index, message: 'guest crashed (system event)' };
+        this.log(`vcpu ${index}: system event ${systemEventName(event.type)} ignored`);
+        return 'continue';
+      }
+      case ExitReason.FAIL_ENTRY: {
+        const fail = decodeFailEntry(exit.union());
+        return {
+          reason: 'error',
+          vcpu: index,
+          message: `vCPU ${index}: KVM could not enter the guest (hardware reason 0x${fail.hardwareReason.toString(16)})`,
+        };
+      }
+      case ExitReason.INTERNAL_ERROR: {
+        const info = decodeInternalError(exit.union());
+        const decision = this.options.onInternalError?.(runner.vcpu, info, index);
+        if (decision !== undefined) return decision;
+        const words = info.data.map((w) => `0x${w.toString(16)}`).join(' ');
+        return {
+          reason: 'error',
+          vcpu: index,
+          message: `vCPU ${index}: KVM internal error: ${internalErrorName(info.suberror)} (data ${words})`,
+        };
+      }
+      default:
+        return {
+          reason: 'error',
+          vcpu: index,
+          message: `vCPU ${index}: unexpected exit ${exitReasonName(exit.reason)}`,
+        };
+    }
+  }
+}

@@ -1,0 +1,92 @@
+// One vCPU's thread: loops on KVM_RUN. Exits its worker-local devices claim are answered right
+// here (the fast path); every other exit is forwarded to the VM host's main thread through the
+// mailbox while this thread waits. Started by VcpuSet (vcpu-set.ts).
+import { pathToFileURL } from 'node:url';
+import { parentPort, workerData } from 'node:worker_threads';
+import { ExitReason } from './constants.js';
+import { ExitBuffer } from './exit.js';
+import { type CreateWorkerDevices, dispatchIo, dispatchMmio, type WorkerDevices } from './exit-bus.js';
+import { Answer, Command, Ctl, type VcpuWorkerData } from './mailbox.js';
+import { native } from './native.js';
+
+const data = workerData as VcpuWorkerData;
+if (data.addonPath) process.env.VIREO_NATIVE_ADDON = data.addonPath;
+const addon = native();
+const ctl = new Int32Array(data.control);
+const exit = new ExitBuffer(new Uint8Array(data.exitBuffer));
+const fd = data.vcpuFd;
+
+async function loadDevices(): Promise<WorkerDevices> {
+  if (!data.devicesModule) return {};
+  const specifier = data.devicesModule.includes('://')
+    ? data.devicesModule
+    : pathToFileURL(data.devicesModule).href;
+  const module = (await import(specifier)) as { createWorkerDevices?: CreateWorkerDevices };
+  if (typeof module.createWorkerDevices !== 'function') {
+    throw new Error(`${data.devicesModule} does not export createWorkerDevices`);
+  }
+  return module.createWorkerDevices({ vcpuIndex: data.vcpuIndex, options: data.devicesOptions });
+}
+
+/** Hands the current exit to the main thread and waits for its answer; true = keep running. */
+function forward(): boolean {
+  const request = ctl[Ctl.REQUEST]! + 1;
+  Atomics.add(ctl, Ctl.FORWARDED_EXITS, 1);
+  Atomics.store(ctl, Ctl.REQUEST, request);
+  Atomics.notify(ctl, Ctl.REQUEST);
+  while (Atomics.load(ctl, Ctl.RESPONSE) !== request) Atomics.wait(ctl, Ctl.RESPONSE, request - 1);
+  return Atomics.load(ctl, Ctl.ANSWER) === Answer.CONTINUE;
+}
+
+function park(): void {
+  Atomics.store(ctl, Ctl.PARKED, 1);
+  Atomics.notify(ctl, Ctl.PARKED);
+  while (Atomics.load(ctl, Ctl.COMMAND) === Command.PAUSE) Atomics.wait(ctl, Ctl.COMMAND, Command.PAUSE);
+  Atomics.store(ctl, Ctl.PARKED, 0);
+  Atomics.notify(ctl, Ctl.PARKED);
+}
+
+function runLoop(devices: WorkerDevices): void {
+  const pio = devices.pio;
+  const mmio = devices.mmio;
+  for (;;) {
+    const command = Atomics.load(ctl, Ctl.COMMAND);
+    if (command === Command.STOP) return;
+    if (command === Command.PAUSE) {
+      park();
+      continue;
+    }
+    const reason = addon.run(fd, exit.bytes);
+    if (reason === ExitReason.IO) {
+      if (pio && dispatchIo(pio, exit)) {
+        ctl[Ctl.LOCAL_EXITS]!++;
+        continue;
+      }
+    } else if (reason === ExitReason.MMIO) {
+      if (mmio && dispatchMmio(mmio, exit)) {
+        ctl[Ctl.LOCAL_EXITS]!++;
+        continue;
+      }
+    } else if (reason === ExitReason.INTR) {
+      continue;
+    }
+    if (!forward()) return;
+  }
+}
+
+async function main(): Promise<void> {
+  try {
+    const devices = await loadDevices();
+    runLoop(devices);
+  } catch (error) {
+    const e = error as Error & { code?: string };
+    parentPort?.postMessage({ type: 'error', message: e.message, code: e.code, stack: e.stack });
+  } finally {
+    addon.releaseThread(fd);
+    Atomics.store(ctl, Ctl.FINISHED, 1);
+    Atomics.notify(ctl, Ctl.FINISHED);
+    Atomics.notify(ctl, Ctl.PARKED);
+  }
+}
+
+await main();
