@@ -11,7 +11,7 @@ import {
   looksLikeBzImage,
   parseBzImage,
 } from './bzimage.js';
-import { type BootCpuState, RFLAGS_RESERVED_ONE, type SpecialRegisters } from './cpu-state.js';
+import { type BootCpuState, RFLAGS_RESERVED_ONE } from './cpu-state.js';
 import { buildE820Map, type E820Entry } from './e820.js';
 import { findPvhEntry, looksLikeElf, PT_LOAD, parseElf } from './elf.js';
 import { formatSize, INITRD_FLOOR, placeInitrd, type Range, writeCmdline } from './initrd.js';
@@ -26,6 +26,7 @@ import {
   ramRegions,
   ZERO_PAGE,
 } from './layout.js';
+import { writeBootGdt, writeIdentityPageTables } from './long-mode.js';
 import { writeMpTable } from './mptable.js';
 import { pvhEntryState, writeStartInfo } from './pvh.js';
 
@@ -47,11 +48,6 @@ export interface LinuxBootOptions {
   irq0Gsi?: 0 | 2;
   /** Publish MCFG and reserve the PCIe ECAM window; only when the machine serves ECAM MMIO. Default false. */
   pcieEcam?: boolean;
-  /**
-   * Special registers for the 64-bit entry (GDT, identity page tables, CR0/CR4/EFER), written
-   * into `mem` by long-mode setup. When absent, `entry.sregs` is left for the machine to fill.
-   */
-  setupLongMode?: (mem: GuestMemory) => SpecialRegisters;
 }
 
 export interface LinuxBoot {
@@ -165,7 +161,10 @@ function bootBzImage(mem: GuestMemory, opts: LinuxBootOptions, lowRamEnd: number
     // The 64-bit entry point sits 0x200 bytes into the protected-mode payload.
     regs: { rip: KERNEL_LOAD + 0x200, rsp: BOOT_STACK, rflags: RFLAGS_RESERVED_ONE, rsi: ZERO_PAGE, rbx: 0 },
   };
-  if (opts.setupLongMode) entry.sregs = opts.setupLongMode(mem);
+  // The 64-bit protocol wants __BOOT_CS/__BOOT_DS in a GDT and the kernel, zero page and command
+  // line identity-mapped; bootSregs() (boot-vcpu.ts) points the vCPU at these.
+  writeBootGdt(mem);
+  writeIdentityPageTables(mem);
   const boot: LinuxBoot = {
     format: 'bzImage',
     entry,

@@ -50,10 +50,9 @@ export interface BootRegisters {
 }
 
 /**
- * Where and how the boot vCPU starts.
- * - `long64` (bzImage 64-bit boot protocol): `regs` is complete; the special registers (GDT with
- *   __BOOT_CS 0x10 / __BOOT_DS 0x18, identity page tables, CR0.PG, CR4.PAE, EFER.LME|LMA) come
- *   from long-mode.ts and are filled into `sregs` when available, else left for the machine.
+ * Where and how the boot vCPU starts. boot-vcpu.ts turns it into KVM registers.
+ * - `long64` (bzImage 64-bit boot protocol): the GDT and identity page tables are already in
+ *   guest memory (long-mode.ts); `sregs` is absent and bootSregs() derives them.
  * - `protected32` (PVH): `sregs` is complete (flat 32-bit segments, CR0.PE only, no paging).
  */
 export interface BootCpuState {
