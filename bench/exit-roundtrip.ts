@@ -1,0 +1,237 @@
+// Exit round trip: a guest loop at CPL3 (IOPL 3) doing `out` to a port, N times. What one exit
+// costs under Vireo with the port answered in TypeScript on the vCPU's worker (fast path) and
+// on the main thread (device path), against a C KVM_RUN loop with a no-op handler and against
+// QEMU running the same guest binary. Each figure is (time with N exits - time with none) / N,
+// the median of --repeat runs, so start-up costs cancel out.
+//   node dist/bench/exit-roundtrip.js [--exits N] [--repeat R]
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import {
+  createTestVm,
+  GUEST_PARAM_OFFSET,
+  HandlerBus,
+  TestPort,
+  testGuest,
+  testGuestDir,
+} from '../core/src/kvm/test-vm.js';
+import { VcpuSet } from '../core/src/kvm/vcpu-set.js';
+import { kvmSkipReason } from '../tests/support/tags.js';
+import { type Measurement, median, printFigure } from './lib/report.js';
+
+const { values } = parseArgs({
+  options: {
+    exits: { type: 'string', default: '50000' },
+    repeat: { type: 'string', default: '3' },
+  },
+});
+const exits = Number(values.exits);
+const repeat = Number(values.repeat);
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const benchDir = join(root, 'bench');
+const cacheDir = join(dirname(testGuestDir()), 'bench');
+
+function newer(output: string, inputs: string[]): boolean {
+  if (!existsSync(output)) return false;
+  const built = statSync(output).mtimeMs;
+  return inputs.every((input) => statSync(input).mtimeMs <= built);
+}
+
+function run(command: string, args: string[]): { status: number | null; stdout: string; stderr: string } {
+  const result = spawnSync(command, args, { encoding: 'utf8' });
+  if (result.error) return { status: null, stdout: '', stderr: result.error.message };
+  return { status: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+function buildBaseline(): string {
+  const source = join(benchDir, 'exit-roundtrip-baseline.c');
+  const binary = join(cacheDir, 'exit-roundtrip-baseline');
+  if (!newer(binary, [source])) {
+    mkdirSync(cacheDir, { recursive: true });
+    const result = run('gcc', ['-O2', '-Wall', '-o', binary, source]);
+    if (result.status !== 0) throw new Error(`gcc failed: ${result.stderr}`);
+  }
+  return binary;
+}
+
+function withParam(guest: Uint8Array, n: number): Uint8Array {
+  const copy = guest.slice();
+  new DataView(copy.buffer).setBigUint64(GUEST_PARAM_OFFSET, BigInt(n), true);
+  return copy;
+}
+
+/** Nanoseconds for the C loop with n exits (its own clock around the KVM_RUN loop). */
+function cBaseline(binary: string, guestPath: string, n: number): number {
+  const result = run(binary, [guestPath, String(n)]);
+  if (result.status !== 0) throw new Error(`C baseline failed: ${result.stderr.trim()}`);
+  return Number(result.stdout.trim().split(' ')[0]);
+}
+
+async function vireo(guest: Uint8Array, n: number, path: 'worker' | 'main'): Promise<number> {
+  const vm = createTestVm({ guest, param: BigInt(n) });
+  let set: VcpuSet | undefined;
+  const pio = new HandlerBus()
+    .on(TestPort.DEBUG_EXIT, {
+      write: (data) => set!.requestStop({ reason: 'shutdown', status: data[0]!, message: 'debug exit' }),
+    })
+    .on(TestPort.BENCH, { write: () => {} });
+  set = new VcpuSet({
+    vcpus: vm.vcpus,
+    pio,
+    mmio: new HandlerBus(),
+    workerDevices:
+      path === 'worker'
+        ? {
+            module: new URL('../core/src/kvm/fast-path-devices.js', import.meta.url),
+            options: { ports: [TestPort.BENCH] },
+          }
+        : undefined,
+  });
+  const started = process.hrtime.bigint();
+  set.start();
+  const stop = await set.done;
+  const elapsed = Number(process.hrtime.bigint() - started);
+  vm.close();
+  if (stop.reason !== 'shutdown') throw new Error(`guest did not finish: ${stop.message}`);
+  return elapsed;
+}
+
+/** Builds the QEMU-bootable wrapper (PVH ELF32) around the guest with n iterations. */
+function qemuImage(guest: Uint8Array, n: number, work: string): string {
+  const guestPath = join(work, `guest-${n}.bin`);
+  writeFileSync(guestPath, withParam(guest, n));
+  const source = readFileSync(join(benchDir, 'exit-roundtrip-qemu-wrapper.S'), 'utf8').replace(
+    'GUEST_PATH',
+    JSON.stringify(guestPath),
+  );
+  const asm = join(work, `wrapper-${n}.S`);
+  writeFileSync(asm, source);
+  const object = join(work, `wrapper-${n}.o`);
+  const elf = join(work, `wrapper-${n}.elf`);
+  let result = run('as', ['--32', '-o', object, asm]);
+  if (result.status !== 0) throw new Error(`as failed: ${result.stderr}`);
+  result = run('ld', [
+    '-m',
+    'elf_i386',
+    '-nostdlib',
+    '-static',
+    '--no-warn-rwx-segments',
+    '--section-start=.guest=0x100000',
+    '--section-start=.note.Xen=0x3ff000',
+    '--section-start=.text32=0x400000',
+    '-e',
+    'pvh_entry',
+    '-o',
+    elf,
+    object,
+  ]);
+  if (result.status !== 0) throw new Error(`ld failed: ${result.stderr}`);
+  return elf;
+}
+
+const QEMU = 'qemu-system-x86_64';
+// -cpu host minus arch-capabilities: emulating hosts (PVM) refuse that MSR and QEMU aborts.
+const QEMU_ARGS = ['-accel', 'kvm', '-cpu', 'host,-arch-capabilities', '-M', 'microvm', '-m', '32'];
+const QEMU_TAIL = [
+  '-nodefaults',
+  '-nographic',
+  '-no-reboot',
+  '-device',
+  'isa-debug-exit,iobase=0x501,iosize=1',
+];
+
+function qemu(image: string): number {
+  const started = process.hrtime.bigint();
+  const result = run(QEMU, [...QEMU_ARGS, ...QEMU_TAIL, '-kernel', image]);
+  const elapsed = Number(process.hrtime.bigint() - started);
+  // isa-debug-exit turns the guest's 0 into exit status (0 << 1) | 1.
+  if (result.status !== 1)
+    throw new Error(`QEMU exited ${result.status}: ${result.stderr.trim().slice(0, 300)}`);
+  return elapsed;
+}
+
+function qemuUnavailable(): string | undefined {
+  const probe = run(QEMU, ['--version']);
+  if (probe.status !== 0) return `${QEMU} not installed (apt-get install qemu-system-x86)`;
+  return undefined;
+}
+
+async function main(): Promise<void> {
+  const skip = kvmSkipReason();
+  if (skip) {
+    console.log(`exit-roundtrip: ${skip}`);
+    return;
+  }
+  const guest = testGuest('cpl3-loop');
+  const guestPath = join(testGuestDir(), 'cpl3-loop.bin');
+  const baseline = buildBaseline();
+  const work = mkdtempSync(join(tmpdir(), 'vireo-exit-bench-'));
+  const samples = new Map<string, number[]>();
+  const failures = new Map<string, string>();
+  const add = (name: string, perExit: number) => samples.set(name, [...(samples.get(name) ?? []), perExit]);
+
+  const C = 'C KVM_RUN loop (no-op handler)';
+  const FAST = 'Vireo, TS handler on the vCPU worker';
+  const MAIN = 'Vireo, TS handler on the main thread';
+  const QEMU_ROW = 'QEMU microvm (same guest)';
+
+  let qemuImages: [string, string] | undefined;
+  const qemuMissing = qemuUnavailable();
+  if (qemuMissing) failures.set(QEMU_ROW, qemuMissing);
+  else {
+    try {
+      qemuImages = [qemuImage(guest, 0, work), qemuImage(guest, exits, work)];
+    } catch (error) {
+      failures.set(QEMU_ROW, (error as Error).message);
+    }
+  }
+
+  console.log(`exit-roundtrip: ${exits} exits per run, ${repeat} runs, guest ${guestPath}`);
+  // Interleaved, so a busy moment on a shared machine does not land on one contender only.
+  for (let i = 0; i < repeat; i++) {
+    add(C, (cBaseline(baseline, guestPath, exits) - cBaseline(baseline, guestPath, 0)) / exits);
+    add(FAST, ((await vireo(guest, exits, 'worker')) - (await vireo(guest, 0, 'worker'))) / exits);
+    add(MAIN, ((await vireo(guest, exits, 'main')) - (await vireo(guest, 0, 'main'))) / exits);
+    if (qemuImages && !failures.has(QEMU_ROW)) {
+      try {
+        add(QEMU_ROW, (qemu(qemuImages[1]) - qemu(qemuImages[0])) / exits);
+      } catch (error) {
+        failures.set(QEMU_ROW, (error as Error).message);
+      }
+    }
+  }
+  rmSync(work, { recursive: true, force: true });
+
+  const rows: Measurement[] = [C, FAST, MAIN, QEMU_ROW].map((name) => ({
+    name,
+    value: failures.get(name) ?? median(samples.get(name) ?? [Number.NaN]),
+  }));
+  const ratios = printFigure(
+    {
+      title: 'Exit round trip (CPL3 `out` loop)',
+      unit: 'ns per exit',
+      baseline: C,
+      better: 'lower',
+      digits: 0,
+    },
+    rows,
+  );
+  const fast = ratios.get(FAST);
+  const fastValue = rows.find((r) => r.name === FAST)?.value;
+  const qemuValue = rows.find((r) => r.name === QEMU_ROW)?.value;
+  const belowQemu =
+    typeof qemuValue === 'number' && typeof fastValue === 'number' ? fastValue < qemuValue : undefined;
+  console.log(
+    `\ntarget: Vireo fast path <= 1.5x C (${fast === undefined ? 'n/a' : `${fast.toFixed(2)}x`}: ${fast !== undefined && fast <= 1.5 ? 'met' : 'NOT met'}), ` +
+      `below QEMU (${belowQemu === undefined ? 'n/a' : belowQemu ? 'met' : 'NOT met'})`,
+  );
+  console.log('samples (ns/exit):');
+  for (const [name, values] of samples)
+    console.log(`  ${name}: ${values.map((v) => v.toFixed(0)).join(', ')}`);
+}
+
+await main();
