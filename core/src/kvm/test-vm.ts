@@ -83,6 +83,8 @@ export interface TestVmOptions {
   param?: bigint;
   /** Per-vCPU stack top; vCPU i gets stackTop - i * 0x1000. */
   stackTop?: number;
+  /** Register RAM with dirty-page logging. */
+  logDirty?: boolean;
 }
 
 export function createTestVm(options: TestVmOptions): TestVm {
@@ -94,7 +96,7 @@ export function createTestVm(options: TestVmOptions): TestVm {
     vm.createIrqchip();
     vm.createPit();
     const ram = allocateGuestRam(options.memoryBytes ?? 16 << 20);
-    vm.setMemoryRegion(0, 0, ram);
+    vm.setMemoryRegion(0, 0, ram, { logDirty: options.logDirty ?? false });
     const memory = new GuestMemory([{ gpa: 0, bytes: ram }]);
     memory.write(KERNEL_LOAD, options.guest);
     if (options.param !== undefined) memory.writeU64(KERNEL_LOAD + GUEST_PARAM_OFFSET, options.param);
