@@ -172,7 +172,8 @@ export const FADT_FLAGS = FADT_WBINVD | FADT_PROC_C1 | FADT_SLP_BUTTON | FADT_FI
  */
 export function buildFadt(dsdtAddr: number, facsAddr: number, sciIrq: number): Uint8Array {
   const w = new ByteWriter();
-  w.u32(facsAddr).u32(dsdtAddr);
+  // The FACS only through X_FIRMWARE_CTRL: the spec wants FIRMWARE_CTRL zero when that is set.
+  w.u32(0).u32(dsdtAddr);
   w.u8(0).u8(0); // reserved, preferred PM profile unspecified
   w.u16(sciIrq);
   w.u32(0).u8(0).u8(0).u8(0).u8(0); // SMI_CMD, ACPI_ENABLE, ACPI_DISABLE, S4BIOS_REQ, PSTATE_CNT
