@@ -114,15 +114,18 @@ static napi_value create_vcpu(napi_env env, napi_callback_info info) {
   return make_i32(env, fd);
 }
 
-// closeVcpu(fd): unmaps kvm_run and closes the fd. The vCPU must not be running.
+// closeVcpu(fd): unmaps kvm_run and closes the fd. EBUSY while another thread still owns the
+// vCPU (it must call releaseThread first, as vcpu-worker does when it ends).
 static napi_value close_vcpu(napi_env env, napi_callback_info info) {
   GET_ARGS(1);
   struct vcpu *vcpu = lookup(env, argv[0], "closeVcpu");
   if (!vcpu) return NULL;
-  atomic_store(&vcpus[vcpu->fd], NULL);
+  // A thread still running this vCPU would touch freed memory: refuse until it let go.
   pthread_mutex_lock(&vcpu->lock);
-  vcpu->thread_known = false;
+  bool busy = vcpu->thread_known && !pthread_equal(vcpu->thread, pthread_self());
   pthread_mutex_unlock(&vcpu->lock);
+  if (busy) return throw_errno(env, "closeVcpu (a thread still runs this vCPU)", EBUSY);
+  atomic_store(&vcpus[vcpu->fd], NULL);
   munmap(vcpu->run, vcpu->run_size);
   close(vcpu->fd);
   pthread_mutex_destroy(&vcpu->lock);
