@@ -85,6 +85,8 @@ export interface TestVmOptions {
   stackTop?: number;
   /** Register RAM with dirty-page logging. */
   logDirty?: boolean;
+  /** Leave application processors waiting for INIT/SIPI, as after a real reset. */
+  apsWaitForSipi?: boolean;
 }
 
 export function createTestVm(options: TestVmOptions): TestVm {
@@ -114,7 +116,7 @@ export function createTestVm(options: TestVmOptions): TestVm {
       vcpu.setRegs(regs);
       vcpu.enableLapicVirtualWire();
       // With the in-kernel irqchip, application processors wait for INIT/SIPI; start them here.
-      if (id > 0) vcpu.setMpState(MpState.RUNNABLE);
+      if (id > 0 && !options.apsWaitForSipi) vcpu.setMpState(MpState.RUNNABLE);
       vcpus.push(vcpu);
     }
     return {

@@ -170,6 +170,25 @@ describe('vCPU runner', () => {
     assert.deepEqual([...ids].sort(), [0, 1, 2, 3]);
   });
 
+  kvmTest('SMP: the BSP starts the other vCPUs with INIT/SIPI through its LAPIC', async () => {
+    const vm = testVm({ guest: testGuest('smp-sipi'), vcpus: 3, apsWaitForSipi: true });
+    const reports: number[] = [];
+    let set: VcpuSet | undefined;
+    const pio = new HandlerBus().on(TestPort.REPORT, {
+      write: (data) => {
+        reports.push(littleEndian(data));
+        if (reports.length === 3) set!.requestStop({ reason: 'stopped', message: 'all reported' });
+      },
+    });
+    set = start(vm, pio);
+    const timer = setTimeout(() => set!.requestStop({ reason: 'stopped', message: 'timed out' }), 20_000);
+    const stop = await set.done;
+    clearTimeout(timer);
+    assert.equal(stop.message, 'all reported', `reports so far: ${reports.map((r) => r.toString(16))}`);
+    assert.equal(reports[0], 0);
+    assert.deepEqual(reports.slice(1).sort(), [0x101, 0x102]);
+  });
+
   kvmTest(
     'reset: an i8042 reset request reaches the device; a triple fault stops the VM as a reset',
     async () => {
