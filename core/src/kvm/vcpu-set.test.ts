@@ -260,6 +260,15 @@ describe('vCPU runner', () => {
     t.diagnostic(notes.length ? `worked around: ${notes.join('; ')}` : 'the host ran int3 and fwait itself');
   });
 
+  kvmTest('a vCPU thread that fails ends the VM with an error instead of crashing the process', async () => {
+    const vm = testVm({ guest: testGuest('port-io') });
+    const stop = await runToStop(vm, new HandlerBus(), {
+      workerDevices: { module: new URL('./no-such-devices.js', import.meta.url) },
+    });
+    assert.equal(stop.reason, 'error');
+    assert.match(stop.message, /vCPU 0 failed: .*no-such-devices/);
+  });
+
   kvmTest('ioctl errors are exceptions naming the ioctl and errno, not crashes', () => {
     const vm = testVm({ guest: testGuest('port-io') });
     assert.throws(() => vm.vm.createVcpu(0), { code: 'EEXIST', message: /^KVM_CREATE_VCPU: EEXIST/ });
