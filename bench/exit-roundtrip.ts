@@ -1,6 +1,7 @@
 // Exit round trip: a guest loop at CPL3 (IOPL 3) doing `out` to a port, N times. What one exit
 // costs under Vireo with the port answered in TypeScript on the vCPU's worker (fast path) and
-// on the main thread (device path), against a C KVM_RUN loop with a no-op handler and against
+// on the main thread (device path; and with the port declared a posted write), against a C
+// KVM_RUN loop with a no-op handler and against
 // QEMU running the same guest binary. Each figure is (time with N exits - time with none) / N,
 // the median of --repeat runs, so start-up costs cancel out.
 //   node dist/bench/exit-roundtrip.js [--exits N] [--repeat R]
@@ -71,7 +72,11 @@ function cBaseline(binary: string, guestPath: string, n: number): number {
   return Number(result.stdout.trim().split(' ')[0]);
 }
 
-async function vireo(guest: Uint8Array, n: number, path: 'worker' | 'main'): Promise<number> {
+async function vireo(
+  guest: Uint8Array,
+  n: number,
+  path: 'worker' | 'main' | 'posted' | 'posted-lazy',
+): Promise<number> {
   const vm = createTestVm({ guest, param: BigInt(n) });
   let set: VcpuSet | undefined;
   const pio = new HandlerBus()
@@ -89,6 +94,10 @@ async function vireo(guest: Uint8Array, n: number, path: 'worker' | 'main'): Pro
             module: new URL('../core/src/kvm/fast-path-devices.js', import.meta.url),
             options: { ports: [TestPort.BENCH] },
           }
+        : undefined,
+    postedWrites:
+      path === 'posted' || path === 'posted-lazy'
+        ? { pio: [TestPort.BENCH], maxDelayMs: path === 'posted-lazy' ? 1 : 0 }
         : undefined,
   });
   const started = process.hrtime.bigint();
@@ -177,6 +186,8 @@ async function main(): Promise<void> {
   const C = 'C KVM_RUN loop (no-op handler)';
   const FAST = 'Vireo, TS handler on the vCPU worker';
   const MAIN = 'Vireo, TS handler on the main thread';
+  const POSTED = 'Vireo, main thread, posted writes';
+  const POSTED_LAZY = 'Vireo, main thread, posted, drained every 1 ms';
   const QEMU_ROW = 'QEMU microvm (same guest)';
 
   let qemuImages: [string, string] | undefined;
@@ -196,6 +207,11 @@ async function main(): Promise<void> {
     add(C, (cBaseline(baseline, guestPath, exits) - cBaseline(baseline, guestPath, 0)) / exits);
     add(FAST, ((await vireo(guest, exits, 'worker')) - (await vireo(guest, 0, 'worker'))) / exits);
     add(MAIN, ((await vireo(guest, exits, 'main')) - (await vireo(guest, 0, 'main'))) / exits);
+    add(POSTED, ((await vireo(guest, exits, 'posted')) - (await vireo(guest, 0, 'posted'))) / exits);
+    add(
+      POSTED_LAZY,
+      ((await vireo(guest, exits, 'posted-lazy')) - (await vireo(guest, 0, 'posted-lazy'))) / exits,
+    );
     if (qemuImages && !failures.has(QEMU_ROW)) {
       try {
         add(QEMU_ROW, (qemu(qemuImages[1]) - qemu(qemuImages[0])) / exits);
@@ -206,7 +222,7 @@ async function main(): Promise<void> {
   }
   rmSync(work, { recursive: true, force: true });
 
-  const rows: Measurement[] = [C, FAST, MAIN, QEMU_ROW].map((name) => ({
+  const rows: Measurement[] = [C, FAST, MAIN, POSTED, POSTED_LAZY, QEMU_ROW].map((name) => ({
     name,
     value: failures.get(name) ?? median(samples.get(name) ?? [Number.NaN]),
   }));

@@ -1,8 +1,11 @@
+import type { PostedWriteConfig } from './posted-writes.js';
+
 // The shared words between a vCPU worker and the VM host's main thread (an Int32Array over a
 // SharedArrayBuffer). The exit itself travels in the vCPU's ExitBuffer, which both sides share.
 //
-// Forwarding an exit: the worker bumps REQUEST and Atomics.wait()s on RESPONSE; the main thread,
-// parked in Atomics.waitAsync() on REQUEST, handles it, stores RESPONSE = REQUEST and notifies.
+// Forwarding an exit: the worker bumps REQUEST and DOORBELL and Atomics.wait()s on RESPONSE; the
+// main thread, parked in Atomics.waitAsync() on DOORBELL, drains posted writes, handles the
+// request, stores RESPONSE = REQUEST and notifies.
 
 /** Words of the control array. */
 export const Ctl = {
@@ -22,8 +25,12 @@ export const Ctl = {
   FORWARDED_EXITS: 6,
   /** 1 once the worker left its run loop for good. */
   FINISHED: 7,
+  /** Bumped by the worker whenever the main thread has something to do (a request, a posted write). */
+  DOORBELL: 8,
+  /** Writes posted to the ring instead of forwarded (see posted-writes.ts). */
+  POSTED_EXITS: 9,
 } as const;
-export const CTL_WORDS = 8;
+export const CTL_WORDS = 10;
 
 export const Command = { RUN: 0, PAUSE: 1, STOP: 2 } as const;
 export const Answer = { CONTINUE: 0, STOP: 1 } as const;
@@ -42,6 +49,9 @@ export interface VcpuWorkerData {
   devicesModule?: string;
   devicesOptions?: unknown;
   addonPath?: string;
+  /** The vCPU's posted-write ring and what may be posted (absent: nothing is). */
+  postedRing?: SharedArrayBuffer;
+  posted?: PostedWriteConfig;
 }
 
 type WaitAsyncResult =

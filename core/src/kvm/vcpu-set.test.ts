@@ -112,7 +112,7 @@ describe('vCPU runner', () => {
       const stop = await set.done;
       assert.equal(stop.reason, 'shutdown');
       assert.equal(mainThreadBench, 0);
-      assert.deepEqual(set.stats(), [{ localExits: exits, forwardedExits: 1 }]);
+      assert.deepEqual(set.stats(), [{ localExits: exits, forwardedExits: 1, postedExits: 0 }]);
     },
   );
 
@@ -125,9 +125,41 @@ describe('vCPU runner', () => {
       const set = start(vm, new HandlerBus().on(TestPort.BENCH, { write: () => bench++ }));
       assert.equal((await set.done).reason, 'shutdown');
       assert.equal(bench, exits);
-      assert.deepEqual(set.stats(), [{ localExits: 0, forwardedExits: exits + 1 }]);
+      assert.deepEqual(set.stats(), [{ localExits: 0, forwardedExits: exits + 1, postedExits: 0 }]);
     },
   );
+
+  for (const maxDelayMs of [0, 5]) {
+    kvmTest(
+      `posted writes (maxDelayMs ${maxDelayMs}) reach the main-thread device in order without stopping the vCPU`,
+      async () => {
+        const exits = 400;
+        const vm = testVm({ guest: testGuest('cpl3-loop'), param: BigInt(exits) });
+        const order: number[] = [];
+        let set: VcpuSet | undefined;
+        const pio = new HandlerBus().on(TestPort.BENCH, { write: () => order.push(TestPort.BENCH) });
+        pio.on(TestPort.DEBUG_EXIT, {
+          write: (data) => {
+            order.push(TestPort.DEBUG_EXIT);
+            set!.requestStop({ reason: 'shutdown', status: data[0]!, message: 'debug exit' });
+          },
+        });
+        set = new VcpuSet({
+          vcpus: vm.vcpus,
+          pio,
+          mmio: new HandlerBus(),
+          postedWrites: { pio: [TestPort.BENCH], maxDelayMs },
+          log: () => {},
+        });
+        set.start();
+        assert.equal((await set.done).reason, 'shutdown');
+        // Every posted write was applied, and before the forwarded debug-exit write that followed them.
+        assert.equal(order.length, exits + 1);
+        assert.equal(order.at(-1), TestPort.DEBUG_EXIT);
+        assert.deepEqual(set.stats(), [{ localExits: 0, forwardedExits: 1, postedExits: exits }]);
+      },
+    );
+  }
 
   kvmTest('interrupts reach the guest: PIC line, MSI, and irqfd through an MSI route', async () => {
     const vm = testVm({ guest: testGuest('interrupts') });

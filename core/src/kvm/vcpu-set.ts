@@ -24,6 +24,7 @@ import { dispatchIo, dispatchMmio, type ExitBus } from './exit-bus.js';
 import type { Vcpu } from './kvm.js';
 import { Answer, Command, Ctl, createControl, type VcpuWorkerData, waitAsync } from './mailbox.js';
 import { native, nativeAddonPath } from './native.js';
+import { type PostedWriteConfig, PostedWriteRing, SPACE_PIO } from './posted-writes.js';
 
 export type StopReason = 'stopped' | 'shutdown' | 'reset' | 'error';
 
@@ -65,6 +66,11 @@ export interface VcpuSetOptions {
   lingerMicros?: number;
   /** Longest the main thread keeps answering one vCPU before yielding to the event loop. Default 2. */
   burstBudgetMs?: number;
+  /**
+   * Guest writes that may complete before the device sees them (posted-writes.ts): the vCPU
+   * queues them and runs on; the main thread applies them in order before any other exit.
+   */
+  postedWrites?: PostedWriteConfig;
 }
 
 const DEFAULT_LINGER_MICROS = 0;
@@ -75,6 +81,8 @@ export interface VcpuStats {
   localExits: number;
   /** Exits forwarded to the main thread. */
   forwardedExits: number;
+  /** Writes posted to the main thread without waiting. */
+  postedExits: number;
 }
 
 interface Runner {
@@ -82,6 +90,7 @@ interface Runner {
   vcpu: Vcpu;
   ctl: Int32Array;
   exit: ExitBuffer;
+  ring: PostedWriteRing;
   worker?: Worker;
   exited: boolean;
 }
@@ -93,6 +102,7 @@ export class VcpuSet {
   private readonly runners: Runner[];
   private stopResult: VmStop | undefined;
   private started = false;
+  private drainTimer: NodeJS.Timeout | undefined;
   private readonly unclaimedLogged = new Set<string>();
   private readonly log: (line: string) => void;
 
@@ -106,6 +116,7 @@ export class VcpuSet {
       vcpu,
       ctl: createControl(),
       exit: new ExitBuffer(new Uint8Array(new SharedArrayBuffer(EXIT_BUFFER_SIZE))),
+      ring: new PostedWriteRing(),
       exited: false,
     }));
   }
@@ -124,6 +135,8 @@ export class VcpuSet {
         devicesModule: moduleSpec === undefined ? undefined : String(moduleSpec),
         devicesOptions: this.options.workerDevices?.options,
         addonPath: nativeAddonPath(),
+        postedRing: this.options.postedWrites ? runner.ring.buffer : undefined,
+        posted: this.options.postedWrites,
       };
       const worker = new Worker(new URL('./vcpu-worker.js', import.meta.url), {
         workerData,
@@ -148,15 +161,25 @@ export class VcpuSet {
       });
       worker.on('exit', () => {
         runner.exited = true;
-        Atomics.notify(runner.ctl, Ctl.REQUEST);
+        Atomics.notify(runner.ctl, Ctl.DOORBELL);
         this.requestStop({
           reason: 'error',
           vcpu: runner.index,
           message: `vCPU ${runner.index} thread ended`,
         });
-        if (this.runners.every((r) => r.exited)) this.resolveDone(this.stopResult!);
+        if (this.runners.every((r) => r.exited)) {
+          // Writes the guest made before it stopped still reach their devices (its last console bytes).
+          this.drainPostedWrites();
+          if (this.drainTimer) clearInterval(this.drainTimer);
+          this.resolveDone(this.stopResult!);
+        }
       });
       void this.serve(runner);
+    }
+    const maxDelayMs = this.options.postedWrites?.maxDelayMs ?? 0;
+    if (maxDelayMs > 0) {
+      this.drainTimer = setInterval(() => this.drainPostedWrites(), maxDelayMs);
+      this.drainTimer.unref();
     }
   }
 
@@ -192,6 +215,8 @@ export class VcpuSet {
         if (wait.async) await wait.value;
       }
     }
+    // Parked vCPUs post nothing more: bring the devices up to date for a consistent snapshot.
+    this.drainPostedWrites();
   }
 
   resume(): void {
@@ -211,6 +236,7 @@ export class VcpuSet {
     return this.runners.map((r) => ({
       localExits: Atomics.load(r.ctl, Ctl.LOCAL_EXITS),
       forwardedExits: Atomics.load(r.ctl, Ctl.FORWARDED_EXITS),
+      postedExits: Atomics.load(r.ctl, Ctl.POSTED_EXITS),
     }));
   }
 
@@ -233,22 +259,56 @@ export class VcpuSet {
     const ctl = runner.ctl;
     const lingerMs = (this.options.lingerMicros ?? DEFAULT_LINGER_MICROS) / 1000;
     const budgetMs = this.options.burstBudgetMs ?? DEFAULT_BURST_BUDGET_MS;
+    let bell = 0;
     let seen = 0;
     while (!runner.exited) {
-      const wait = waitAsync(ctl, Ctl.REQUEST, seen);
+      const wait = waitAsync(ctl, Ctl.DOORBELL, bell);
       if (wait.async) await wait.value;
       const burstStart = performance.now();
       for (;;) {
+        // Read the doorbell before looking, so anything rung after this is not slept through.
+        bell = Atomics.load(ctl, Ctl.DOORBELL);
+        this.drainPostedWrites();
         const request = Atomics.load(ctl, Ctl.REQUEST);
-        if (request === seen) break;
+        if (request === seen) {
+          if (this.postedPending()) continue;
+          break;
+        }
         seen = request;
         const keepRunning = this.handle(runner) && !this.stopResult;
         Atomics.store(ctl, Ctl.ANSWER, keepRunning ? Answer.CONTINUE : Answer.STOP);
         Atomics.store(ctl, Ctl.RESPONSE, request);
         Atomics.notify(ctl, Ctl.RESPONSE);
         if (!keepRunning || lingerMs <= 0 || performance.now() - burstStart > budgetMs) break;
-        Atomics.wait(ctl, Ctl.REQUEST, seen, lingerMs);
+        Atomics.wait(ctl, Ctl.DOORBELL, bell, lingerMs);
       }
+    }
+  }
+
+  private postedPending(): boolean {
+    return this.options.postedWrites !== undefined && this.runners.some((r) => r.ring.pending > 0);
+  }
+
+  /** Applies every vCPU's posted writes, oldest first per vCPU. */
+  private drainPostedWrites(): void {
+    if (!this.options.postedWrites) return;
+    for (const runner of this.runners) {
+      if (runner.ring.pending === 0) continue;
+      runner.ring.drain((space, address, data) => {
+        const bus = space === SPACE_PIO ? this.options.pio : this.options.mmio;
+        try {
+          if (!bus.write(address, data))
+            this.logUnclaimed(
+              space === SPACE_PIO ? 'port' : 'mmio',
+              address,
+              true,
+              data.length,
+              runner.index,
+            );
+        } catch (error) {
+          this.log(`vcpu ${runner.index}: posted write handler failed: ${(error as Error).stack ?? error}`);
+        }
+      });
     }
   }
 
@@ -281,12 +341,22 @@ export class VcpuSet {
   }
 
   private unclaimed(space: 'port' | 'mmio', address: number, exit: ExitBuffer, runner: Runner): void {
-    const key = `${space}:${address}:${exit.isWrite}`;
+    this.logUnclaimed(space, address, exit.isWrite, exit.size, runner.index);
+  }
+
+  private logUnclaimed(
+    space: 'port' | 'mmio',
+    address: number,
+    isWrite: boolean,
+    size: number,
+    index: number,
+  ): void {
+    const key = `${space}:${address}:${isWrite}`;
     if (this.unclaimedLogged.has(key)) return;
     this.unclaimedLogged.add(key);
     const what = space === 'port' ? `port 0x${address.toString(16)}` : `MMIO 0x${address.toString(16)}`;
     this.log(
-      `vcpu ${runner.index}: guest ${exit.isWrite ? 'wrote' : 'read'} ${exit.size} byte(s) at ${what}: nothing there (${exit.isWrite ? 'ignored' : 'reads all-ones'}; logged once)`,
+      `vcpu ${index}: guest ${isWrite ? 'wrote' : 'read'} ${size} byte(s) at ${what}: nothing there (${isWrite ? 'ignored' : 'reads all-ones'}; logged once)`,
     );
   }
 

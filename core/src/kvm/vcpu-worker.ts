@@ -8,6 +8,13 @@ import { ExitBuffer } from './exit.js';
 import { type CreateWorkerDevices, dispatchIo, dispatchMmio, type WorkerDevices } from './exit-bus.js';
 import { Answer, Command, Ctl, type VcpuWorkerData } from './mailbox.js';
 import { native } from './native.js';
+import {
+  POSTED_RING_SLOTS,
+  PostedWriteFilter,
+  PostedWriteRing,
+  SPACE_MMIO,
+  SPACE_PIO,
+} from './posted-writes.js';
 
 const data = workerData as VcpuWorkerData;
 if (data.addonPath) process.env.VIREO_NATIVE_ADDON = data.addonPath;
@@ -15,6 +22,10 @@ const addon = native();
 const ctl = new Int32Array(data.control);
 const exit = new ExitBuffer(new Uint8Array(data.exitBuffer));
 const fd = data.vcpuFd;
+const filter = new PostedWriteFilter(data.posted);
+const ring = data.postedRing && !filter.empty ? new PostedWriteRing(data.postedRing) : undefined;
+// Lazy mode: the main thread drains on a timer; wake it only when the ring is half full.
+const wakeAt = (data.posted?.maxDelayMs ?? 0) > 0 ? POSTED_RING_SLOTS / 2 : 1;
 
 async function loadDevices(): Promise<WorkerDevices> {
   if (!data.devicesModule) return {};
@@ -28,12 +39,35 @@ async function loadDevices(): Promise<WorkerDevices> {
   return module.createWorkerDevices({ vcpuIndex: data.vcpuIndex, options: data.devicesOptions });
 }
 
+function ringDoorbell(): void {
+  Atomics.add(ctl, Ctl.DOORBELL, 1);
+  Atomics.notify(ctl, Ctl.DOORBELL);
+}
+
+/** Queues a single guest write the config allows to be posted; false = it must be forwarded. */
+function post(ring: PostedWriteRing, reason: number): boolean {
+  if (!exit.isWrite) return false;
+  let pending: number;
+  if (reason === ExitReason.IO) {
+    if (exit.count !== 1 || !filter.port(exit.port)) return false;
+    pending = ring.post(SPACE_PIO, exit.port, exit.data());
+  } else {
+    const address = Number(exit.mmioAddress);
+    if (!filter.mmioAddress(address, exit.size)) return false;
+    pending = ring.post(SPACE_MMIO, address, exit.data());
+  }
+  if (pending === 0) return false;
+  ctl[Ctl.POSTED_EXITS]!++;
+  if (pending === wakeAt) ringDoorbell();
+  return true;
+}
+
 /** Hands the current exit to the main thread and waits for its answer; true = keep running. */
 function forward(): boolean {
   const request = ctl[Ctl.REQUEST]! + 1;
   Atomics.add(ctl, Ctl.FORWARDED_EXITS, 1);
   Atomics.store(ctl, Ctl.REQUEST, request);
-  Atomics.notify(ctl, Ctl.REQUEST);
+  ringDoorbell();
   while (Atomics.load(ctl, Ctl.RESPONSE) !== request) Atomics.wait(ctl, Ctl.RESPONSE, request - 1);
   return Atomics.load(ctl, Ctl.ANSWER) === Answer.CONTINUE;
 }
@@ -62,11 +96,13 @@ function runLoop(devices: WorkerDevices): void {
         ctl[Ctl.LOCAL_EXITS]!++;
         continue;
       }
+      if (ring && post(ring, reason)) continue;
     } else if (reason === ExitReason.MMIO) {
       if (mmio && dispatchMmio(mmio, exit)) {
         ctl[Ctl.LOCAL_EXITS]!++;
         continue;
       }
+      if (ring && post(ring, reason)) continue;
     } else if (reason === ExitReason.INTR) {
       continue;
     }
@@ -86,6 +122,7 @@ async function main(): Promise<void> {
     Atomics.store(ctl, Ctl.FINISHED, 1);
     Atomics.notify(ctl, Ctl.FINISHED);
     Atomics.notify(ctl, Ctl.PARKED);
+    ringDoorbell();
   }
 }
 
