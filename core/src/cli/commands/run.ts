@@ -1,0 +1,143 @@
+// `vireo run`: boot a VM in the foreground with its serial console on this terminal.
+
+import { accessSync, constants, statSync } from 'node:fs';
+import { totalmem } from 'node:os';
+import type { Command } from 'commander';
+import { loadGuestMaterial } from '../../guest-material/index.js';
+import { describeIssues, MachineConfig } from '../../machine/config.js';
+import { Machine, type MachineExit, MachineInputError } from '../../machine/machine.js';
+import { attachTerminal } from '../console/terminal.js';
+import { CliError, ExitCode, usageError } from '../errors.js';
+import { formatSize, parseSize } from '../size.js';
+
+interface RunFlags {
+  kernel?: string;
+  initrd?: string;
+  append?: string;
+  memory: string;
+  cpus: string;
+  cpuProfile: string;
+}
+
+/** The command line the built-in default guest boots with. */
+export const DEFAULT_GUEST_CMDLINE = 'console=ttyS0 panic=-1';
+
+export function registerRunCommand(program: Command): void {
+  program
+    .command('run')
+    .description('boot a VM in the foreground with its serial console on this terminal (Ctrl-A x quits)')
+    .option(
+      '--kernel <path>',
+      'kernel image: a bzImage, or an ELF vmlinux with a PVH entry (default: the built-in guest)',
+    )
+    .option('--initrd <path>', 'initial ramdisk')
+    .option('--append <args>', 'kernel command line')
+    .option('--memory <size>', 'guest memory, e.g. 512M or 2G', '512M')
+    .option('--cpus <n>', 'number of virtual CPUs', '1')
+    .option('--cpu-profile <name>', 'CPUID profile: auto, host or emulation-safe', 'auto')
+    .addHelpText(
+      'after',
+      '\nWith no --kernel, boots the built-in default guest (a small Linux with a busybox shell).\n' +
+        'Exit status: 0 when the guest powers off, 1 when the VM fails, 2 for bad arguments.',
+    )
+    .action(async (flags: RunFlags) => {
+      const config = resolveConfig(flags);
+      process.exitCode = await runInForeground(config);
+    });
+}
+
+function checkReadableFile(what: string, path: string): void {
+  try {
+    accessSync(path, constants.R_OK);
+    if (!statSync(path).isFile()) throw usageError(`${what} '${path}' is not a regular file`);
+  } catch (error) {
+    if (error instanceof CliError) throw error;
+    const code = (error as NodeJS.ErrnoException).code ?? 'unknown error';
+    throw usageError(`cannot read ${what} '${path}': ${code}`);
+  }
+}
+
+function parseCpus(text: string): number {
+  if (!/^\d+$/.test(text)) throw usageError(`--cpus: '${text}' is not a whole number`);
+  return Number(text);
+}
+
+export function resolveConfig(flags: RunFlags): MachineConfig {
+  let { kernel, initrd, append } = flags;
+  if (kernel === undefined) {
+    const material = loadGuestMaterial();
+    if (!material) throw new CliError('the built-in default guest is not built yet: run scripts/setup first');
+    kernel = material.defaultGuest.kernel;
+    initrd ??= material.defaultGuest.initrd;
+    append ??= DEFAULT_GUEST_CMDLINE;
+  }
+  checkReadableFile('kernel', kernel);
+  if (initrd !== undefined) checkReadableFile('initrd', initrd);
+
+  let memoryBytes: number;
+  try {
+    memoryBytes = parseSize(flags.memory);
+  } catch (error) {
+    throw usageError(`--memory: ${(error as Error).message}`);
+  }
+  if (memoryBytes > totalmem()) {
+    throw usageError(
+      `--memory ${flags.memory} is more than this host has (${formatSize(totalmem())} in all)`,
+    );
+  }
+
+  const parsed = MachineConfig.safeParse({
+    kernel,
+    initrd,
+    cmdline: append ?? '',
+    memoryBytes,
+    cpus: parseCpus(flags.cpus),
+    cpuProfile: flags.cpuProfile,
+  });
+  if (!parsed.success) throw usageError(describeIssues(parsed.error));
+  return parsed.data;
+}
+
+function describeExit(exit: MachineExit): { code: number; message?: string } {
+  switch (exit.reason) {
+    case 'poweroff':
+      return { code: ExitCode.ok };
+    case 'reset':
+      return { code: ExitCode.ok, message: 'the guest reset itself; the VM has stopped' };
+    case 'stopped':
+      return { code: ExitCode.ok, message: 'VM stopped from the console' };
+    case 'error':
+      return { code: ExitCode.failure, message: `VM failed: ${exit.message}` };
+  }
+}
+
+async function runInForeground(config: MachineConfig): Promise<number> {
+  let machine: Machine;
+  try {
+    machine = await Machine.create(config, {
+      onConsoleOutput: (bytes) => process.stdout.write(bytes),
+      log: (line) => process.stderr.write(`vireo: ${line}\n`),
+    });
+  } catch (error) {
+    if (error instanceof MachineInputError) throw usageError(error.message);
+    throw error;
+  }
+
+  const terminal = attachTerminal({
+    input: process.stdin,
+    onInput: (bytes) => machine.sendConsoleInput(bytes),
+    onCommand: (command) => {
+      if (command === 'quit') void machine.stop();
+      else if (command === 'power-button') machine.pressPowerButton();
+    },
+    showMessage: (text) => process.stdout.write(text),
+  });
+  try {
+    const exit = await machine.run();
+    const { code, message } = describeExit(exit);
+    if (message) process.stderr.write(`\r\nvireo: ${message}\n`);
+    return code;
+  } finally {
+    terminal.detach();
+  }
+}

@@ -1,0 +1,100 @@
+// The PC platform around the vCPUs: the port and MMIO buses, the legacy devices on them and the
+// interrupt lines into KVM's in-kernel irqchip. Devices live on this (the VM host's main) thread.
+
+import { Bus } from '../devices/bus.js';
+import type { IrqLine } from '../devices/irq.js';
+import { AcpiPm } from '../devices/legacy/acpi-pm.js';
+import { I8042 } from '../devices/legacy/i8042.js';
+import { CmosRtc } from '../devices/legacy/rtc.js';
+import { Uart8250 } from '../devices/legacy/uart8250.js';
+import { PciRoot } from '../devices/pci/host-bridge.js';
+import type { Vm } from '../kvm/kvm.js';
+import { defaultIrqchipRoutes } from '../kvm/structs.js';
+import type { GuestMemory } from '../memory/guest-memory.js';
+import { PM1_CNT_LENGTH, PM1_EVT_LENGTH } from '../x86/acpi/tables.js';
+import {
+  IRQ_ACPI_SCI,
+  IRQ_COM1,
+  PORT_ACPI_PM_TIMER,
+  PORT_ACPI_PM1A_CONTROL,
+  PORT_ACPI_PM1A_EVENT,
+  PORT_COM1,
+  PORT_I8042_COMMAND,
+  PORT_I8042_DATA,
+  PORT_PCI_CONFIG_ADDRESS,
+  PORT_PCI_CONFIG_DATA,
+  PORT_RTC,
+} from '../x86/layout.js';
+
+export interface PlatformIo {
+  onConsoleOutput(bytes: Uint8Array): void;
+}
+
+export interface Platform {
+  pio: Bus;
+  mmio: Bus;
+  pci: PciRoot;
+  sendConsoleInput(bytes: Uint8Array): void;
+  pressPowerButton(): void;
+  onPowerOff(handler: () => void): void;
+  onReset(handler: () => void): void;
+  /** Flushes console output; the VM is ending. */
+  close(): void;
+}
+
+/** A GSI of KVM's in-kernel irqchip as a level-triggered line. */
+function kvmIrqLine(vm: Vm, gsi: number): IrqLine {
+  return { set: (level) => vm.irqLine(gsi, level) };
+}
+
+export function createPlatform(vm: Vm, _memory: GuestMemory, io: PlatformIo): Platform {
+  // ISA IRQ 0 enters the IOAPIC at pin 2, as the MADT's interrupt source override tells the guest.
+  vm.setGsiRouting(defaultIrqchipRoutes());
+
+  let powerOff = () => {};
+  let reset = () => {};
+  const pio = new Bus();
+  const mmio = new Bus();
+
+  const uart = new Uart8250({
+    irq: kvmIrqLine(vm, IRQ_COM1),
+    onOutput: (bytes) => io.onConsoleOutput(bytes),
+  });
+  pio.register(PORT_COM1, 8, uart, 'com1');
+
+  const i8042 = new I8042(() => reset());
+  pio.register(PORT_I8042_DATA, 1, i8042.dataPort, 'i8042-data');
+  pio.register(PORT_I8042_COMMAND, 1, i8042.commandPort, 'i8042-command');
+
+  pio.register(PORT_RTC, 2, new CmosRtc(), 'cmos-rtc');
+
+  const pm = new AcpiPm({ sci: kvmIrqLine(vm, IRQ_ACPI_SCI), onPowerOff: () => powerOff() });
+  pio.register(PORT_ACPI_PM1A_EVENT, PM1_EVT_LENGTH, pm.eventBlock, 'acpi-pm1a-event');
+  pio.register(PORT_ACPI_PM1A_CONTROL, PM1_CNT_LENGTH, pm.controlBlock, 'acpi-pm1a-control');
+  pio.register(PORT_ACPI_PM_TIMER, 4, pm.timer, 'acpi-pm-timer');
+
+  const pci = new PciRoot();
+  pio.register(PORT_PCI_CONFIG_ADDRESS, 4, pci.addressPort, 'pci-config-address');
+  pio.register(PORT_PCI_CONFIG_DATA, 4, pci.dataPort, 'pci-config-data');
+
+  // Ports guests poke on every PC and that need no model: POST codes and the PIC's ELCR are
+  // handled in the kernel or harmless; 0x80 is a delay port.
+  pio.register(0x80, 1, { read: (_o, d) => d.fill(0xff), write: () => {} }, 'post-code');
+
+  return {
+    pio,
+    mmio,
+    pci,
+    sendConsoleInput: (bytes) => {
+      uart.receive(bytes);
+    },
+    pressPowerButton: () => pm.pressPowerButton(),
+    onPowerOff: (handler) => {
+      powerOff = handler;
+    },
+    onReset: (handler) => {
+      reset = handler;
+    },
+    close: () => uart.flush(),
+  };
+}
