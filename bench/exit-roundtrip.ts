@@ -66,17 +66,26 @@ function withParam(guest: Uint8Array, n: number): Uint8Array {
 }
 
 /** Nanoseconds for the C loop with n exits (its own clock around the KVM_RUN loop). */
-function cBaseline(binary: string, guestPath: string, n: number): number {
+interface RunResult {
+  /** Wall-clock nanoseconds of the run. */
+  ns: number;
+  /** Nanoseconds the vCPU thread spent between KVM_RUN calls, per exit (undefined: not measurable). */
+  userPerExit?: number;
+}
+
+/** The C loop with n exits (its own clock around the KVM_RUN loop). */
+function cBaseline(binary: string, guestPath: string, n: number): RunResult {
   const result = run(binary, [guestPath, String(n)]);
   if (result.status !== 0) throw new Error(`C baseline failed: ${result.stderr.trim()}`);
-  return Number(result.stdout.trim().split(' ')[0]);
+  const [ns, runs, userNs] = result.stdout.trim().split(' ').map(Number);
+  return { ns: ns!, userPerExit: userNs! / runs! };
 }
 
 async function vireo(
   guest: Uint8Array,
   n: number,
   path: 'worker' | 'main' | 'posted' | 'posted-lazy',
-): Promise<number> {
+): Promise<RunResult> {
   const vm = createTestVm({ guest, param: BigInt(n) });
   let set: VcpuSet | undefined;
   const pio = new HandlerBus()
@@ -104,9 +113,10 @@ async function vireo(
   set.start();
   const stop = await set.done;
   const elapsed = Number(process.hrtime.bigint() - started);
+  const runStats = vm.vcpus[0]!.runStats();
   vm.close();
   if (stop.reason !== 'shutdown') throw new Error(`guest did not finish: ${stop.message}`);
-  return elapsed;
+  return { ns: elapsed, userPerExit: runStats.userNs / runStats.runs };
 }
 
 /** Builds the QEMU-bootable wrapper (PVH ELF32) around the guest with n iterations. */
@@ -153,14 +163,14 @@ const QEMU_TAIL = [
   'isa-debug-exit,iobase=0x501,iosize=1',
 ];
 
-function qemu(image: string): number {
+function qemu(image: string): RunResult {
   const started = process.hrtime.bigint();
   const result = run(QEMU, [...QEMU_ARGS, ...QEMU_TAIL, '-kernel', image]);
   const elapsed = Number(process.hrtime.bigint() - started);
   // isa-debug-exit turns the guest's 0 into exit status (0 << 1) | 1.
   if (result.status !== 1)
     throw new Error(`QEMU exited ${result.status}: ${result.stderr.trim().slice(0, 300)}`);
-  return elapsed;
+  return { ns: elapsed };
 }
 
 function qemuUnavailable(): string | undefined {
@@ -203,18 +213,27 @@ async function main(): Promise<void> {
 
   console.log(`exit-roundtrip: ${exits} exits per run, ${repeat} runs, guest ${guestPath}`);
   // Interleaved, so a busy moment on a shared machine does not land on one contender only.
+  const userSamples = new Map<string, number[]>();
+  /** Records (time with n exits - time with none) / n, and the VMM's time per exit with n. */
+  const record = (name: string, withExits: RunResult, without: RunResult) => {
+    add(name, (withExits.ns - without.ns) / exits);
+    if (withExits.userPerExit !== undefined) {
+      userSamples.set(name, [...(userSamples.get(name) ?? []), withExits.userPerExit]);
+    }
+  };
   for (let i = 0; i < repeat; i++) {
-    add(C, (cBaseline(baseline, guestPath, exits) - cBaseline(baseline, guestPath, 0)) / exits);
-    add(FAST, ((await vireo(guest, exits, 'worker')) - (await vireo(guest, 0, 'worker'))) / exits);
-    add(MAIN, ((await vireo(guest, exits, 'main')) - (await vireo(guest, 0, 'main'))) / exits);
-    add(POSTED, ((await vireo(guest, exits, 'posted')) - (await vireo(guest, 0, 'posted'))) / exits);
-    add(
-      POSTED_LAZY,
-      ((await vireo(guest, exits, 'posted-lazy')) - (await vireo(guest, 0, 'posted-lazy'))) / exits,
-    );
+    record(C, cBaseline(baseline, guestPath, exits), cBaseline(baseline, guestPath, 0));
+    for (const [name, path] of [
+      [FAST, 'worker'],
+      [MAIN, 'main'],
+      [POSTED, 'posted'],
+      [POSTED_LAZY, 'posted-lazy'],
+    ] as const) {
+      record(name, await vireo(guest, exits, path), await vireo(guest, 0, path));
+    }
     if (qemuImages && !failures.has(QEMU_ROW)) {
       try {
-        add(QEMU_ROW, (qemu(qemuImages[1]) - qemu(qemuImages[0])) / exits);
+        record(QEMU_ROW, qemu(qemuImages[1]), qemu(qemuImages[0]));
       } catch (error) {
         failures.set(QEMU_ROW, (error as Error).message);
       }
@@ -235,6 +254,21 @@ async function main(): Promise<void> {
       digits: 0,
     },
     rows,
+  );
+  printFigure(
+    {
+      title: 'VMM time per exit (vCPU thread outside KVM_RUN: the part the VMM adds)',
+      unit: 'ns per exit',
+      baseline: C,
+      better: 'lower',
+      digits: 0,
+    },
+    [C, FAST, MAIN, POSTED, POSTED_LAZY, QEMU_ROW].map((name) => ({
+      name,
+      value: userSamples.has(name)
+        ? median(userSamples.get(name)!)
+        : (failures.get(name) ?? 'QEMU is not instrumented; see the round trip above'),
+    })),
   );
   const fast = ratios.get(FAST);
   const fastValue = rows.find((r) => r.name === FAST)?.value;

@@ -20,6 +20,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "util.h"
@@ -46,6 +47,10 @@ struct vcpu {
   // Where the answer to the last in/read exit goes (inside kvm_run), and how many bytes.
   uint8_t *pending_dst;
   size_t pending_len;
+  // Time the vCPU's thread spent outside KVM_RUN between runs: what the VMM costs per exit.
+  uint64_t runs;
+  uint64_t user_ns;
+  uint64_t last_return_ns;
   pthread_mutex_t lock;  // guards thread/thread_known against kick()
   pthread_t thread;
   bool thread_known;
@@ -147,6 +152,12 @@ static void note_thread(struct vcpu *vcpu) {
   pthread_mutex_unlock(&vcpu->lock);
 }
 
+static inline uint64_t now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 static inline void put_u32(uint8_t *buf, size_t off, uint32_t v) { memcpy(buf + off, &v, 4); }
 static inline void put_u64(uint8_t *buf, size_t off, uint64_t v) { memcpy(buf + off, &v, 8); }
 
@@ -170,7 +181,12 @@ static napi_value run_vcpu(napi_env env, napi_callback_info info) {
   }
 
   uint32_t reason;
-  if (ioctl(vcpu->fd, KVM_RUN, 0) < 0) {
+  uint64_t entered = now_ns();
+  if (vcpu->last_return_ns) vcpu->user_ns += entered - vcpu->last_return_ns;
+  vcpu->runs++;
+  int rc = ioctl(vcpu->fd, KVM_RUN, 0);
+  vcpu->last_return_ns = now_ns();
+  if (rc < 0) {
     int err = errno;
     if (err != EINTR && err != EAGAIN) return throw_errno(env, "KVM_RUN", err);
     // A kick (or any signal): the caller checks why it was asked to stop.
@@ -224,6 +240,19 @@ static napi_value run_vcpu(napi_env env, napi_callback_info info) {
   return make_u32(env, reason);
 }
 
+// runStats(vcpuFd): { runs, userNs }: KVM_RUN calls so far, and nanoseconds the running thread
+// spent outside KVM_RUN between them (exit handling, the VMM's cost per exit).
+static napi_value run_stats(napi_env env, napi_callback_info info) {
+  GET_ARGS(1);
+  struct vcpu *vcpu = lookup(env, argv[0], "runStats");
+  if (!vcpu) return NULL;
+  napi_value obj;
+  napi_create_object(env, &obj);
+  napi_set_named_property(env, obj, "runs", make_f64(env, (double)__atomic_load_n(&vcpu->runs, __ATOMIC_RELAXED)));
+  napi_set_named_property(env, obj, "userNs", make_f64(env, (double)__atomic_load_n(&vcpu->user_ns, __ATOMIC_RELAXED)));
+  return obj;
+}
+
 // kick(vcpuFd): makes the vCPU's current or next KVM_RUN return with KVM_EXIT_INTR.
 // Callable from any thread.
 static napi_value kick(napi_env env, napi_callback_info info) {
@@ -263,6 +292,7 @@ void vcpu_exports(napi_env env, napi_value exports) {
   export_fn(env, exports, "closeVcpu", close_vcpu);
   export_fn(env, exports, "run", run_vcpu);
   export_fn(env, exports, "kick", kick);
+  export_fn(env, exports, "runStats", run_stats);
   export_fn(env, exports, "releaseThread", release_thread);
   export_fn(env, exports, "clearImmediateExit", clear_immediate_exit);
   napi_set_named_property(env, exports, "kickSignal", make_i32(env, kick_signal()));

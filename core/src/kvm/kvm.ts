@@ -344,6 +344,11 @@ export class Vcpu {
     }
   }
 
+  /** KVM_RUN calls so far and the nanoseconds spent between them answering exits. */
+  runStats(): { runs: number; userNs: number } {
+    return this.addon.runStats(this.fd);
+  }
+
   setCpuid(entries: readonly CpuidEntry[]): void {
     this.addon.setCpuid2(this.fd, encodeCpuid2(entries));
   }

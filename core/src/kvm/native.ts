@@ -73,6 +73,7 @@ export interface NativeAddon {
   closeVcpu(vcpuFd: number): void;
   run(vcpuFd: number, exitBuffer: Bytes): number;
   kick(vcpuFd: number): void;
+  runStats(vcpuFd: number): { runs: number; userNs: number };
   releaseThread(vcpuFd: number): void;
   clearImmediateExit(vcpuFd: number): void;
   readonly structSizes: NativeStructSizes;
