@@ -16,6 +16,7 @@ if [ -f "$out/vmlinuz" ] && [ -f "$out/vmlinux" ]; then
 fi
 
 work=$(mktemp -d)
+chmod 755 "$work" # apt downloads as the _apt user
 trap 'rm -rf "$work"' EXIT
 log "downloading $image_pkg $version"
 (cd "$work" && apt-get download -qq "$image_pkg" >/dev/null)
@@ -27,6 +28,7 @@ cp "$work/root/boot/vmlinuz-$release" "$out.tmp/vmlinuz"
 node "$VIREO_ROOT/scripts/guest/extract-vmlinux.mjs" "$out.tmp/vmlinuz" "$out.tmp/vmlinux"
 mkdir -p "$out.tmp/modules/lib/modules"
 mv "$work/root/lib/modules/$release" "$out.tmp/modules/lib/modules/"
+depmod -b "$out.tmp/modules" "$release" # the package leaves modules.dep to its postinst
 echo "$release" > "$out.tmp/release"
 rm -rf "$out" && mv "$out.tmp" "$out"
 echo "$out"

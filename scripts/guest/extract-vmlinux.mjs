@@ -2,7 +2,7 @@
 // Extracts the ELF vmlinux from a bzImage: the setup header says where the compressed payload
 // is (payload_offset, payload_length); its magic says how it is compressed.
 // Usage: extract-vmlinux.mjs BZIMAGE OUTPUT
-import { execFileSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 
 const [input, output] = process.argv.slice(2);
@@ -25,8 +25,14 @@ const match = decompressors.find((d) => d.magic.every((byte, i) => payload[i] ==
 if (!match)
   throw new Error(`${input}: unknown payload compression (magic ${payload.subarray(0, 4).toString('hex')})`);
 const [command, ...args] = match.command;
-// zstd payloads carry the uncompressed size as a trailing word; the decompressor ignores it.
-const elf = execFileSync(command, args, { input: payload, maxBuffer: 512 * 1024 * 1024 });
-if (elf.readUInt32BE(0) !== 0x7f454c46) throw new Error(`${input}: payload is not an ELF file`);
+// The kernel appends the uncompressed size after the stream, so decompressors report a short or
+// trailing input; the output is whole when the ELF's section header table is inside it.
+const result = spawnSync(command, args, { input: payload, maxBuffer: 512 * 1024 * 1024 });
+const elf = result.stdout;
+if (!elf || elf.length < 64 || elf.readUInt32BE(0) !== 0x7f454c46) {
+  throw new Error(`${input}: ${command} gave no ELF file: ${result.stderr}`);
+}
+const sectionHeadersEnd = Number(elf.readBigUInt64LE(0x28)) + elf.readUInt16LE(0x3a) * elf.readUInt16LE(0x3c);
+if (sectionHeadersEnd > elf.length) throw new Error(`${input}: the decompressed ELF is truncated`);
 writeFileSync(`${output}.tmp`, elf);
 renameSync(`${output}.tmp`, output);

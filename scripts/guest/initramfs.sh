@@ -38,7 +38,7 @@ done | awk '$1 == "insmod" {print $2}' | sort -u | while read -r path; do
     *) cp "$path" "$stage/$relative" ;;
   esac
 done
-cp "$modules_root/lib/modules/$release"/modules.{order,builtin} "$stage/lib/modules/$release/" 2>/dev/null || true
+cp "$modules_root/lib/modules/$release"/modules.{order,builtin,builtin.modinfo} "$stage/lib/modules/$release/" 2>/dev/null || true
 depmod -b "$stage" "$release"
 
 mkdir -p "$out.tmp"

@@ -3,12 +3,13 @@
 
 import { readFileSync } from 'node:fs';
 import { allocateGuestRam, Kvm, type Vcpu, type Vm } from '../kvm/kvm.js';
-import { VcpuSet as VcpuRunner, type VcpuSet, type VmStop } from '../kvm/vcpu-set.js';
+import { VcpuSet, type VmStop } from '../kvm/vcpu-set.js';
 import { GuestMemory } from '../memory/guest-memory.js';
-import { type LinuxBoot, prepareLinuxBoot } from '../x86/boot.js';
+import { detectKernelFormat, type LinuxBoot, prepareLinuxBoot } from '../x86/boot.js';
 import { bootRegs, bootSregs } from '../x86/boot-vcpu.js';
-import { KernelImageError } from '../x86/bzimage.js';
+import { KernelImageError, parseBzImage } from '../x86/bzimage.js';
 import { type CpuidProfileName, chooseCpuidProfile, guestCpuid, profileKernelArgs } from '../x86/cpuid.js';
+import { findPvhEntry, parseElf } from '../x86/elf.js';
 import { handleEmulationFailure } from '../x86/emulation-failure.js';
 import { KVM_IDENTITY_MAP_ADDR, KVM_TSS_ADDR, ramRegions } from '../x86/layout.js';
 import type { MachineConfig } from './config.js';
@@ -41,6 +42,22 @@ function readInput(what: string, path: string): Uint8Array {
   }
 }
 
+/** Checks that `image` is a kernel Vireo can boot, before anything is started. */
+function checkKernel(path: string, image: Uint8Array): void {
+  try {
+    if (detectKernelFormat(image) === 'bzImage') {
+      parseBzImage(image);
+    } else if (findPvhEntry(image, parseElf(image)) === undefined) {
+      throw new KernelImageError(
+        'an ELF file without a PVH entry note (XEN_ELFNOTE_PHYS32_ENTRY): not a bootable vmlinux',
+      );
+    }
+  } catch (error) {
+    if (error instanceof KernelImageError) throw new MachineInputError(`${path}: ${error.message}`);
+    throw error;
+  }
+}
+
 function openKvm(): Kvm {
   try {
     return Kvm.open();
@@ -68,6 +85,7 @@ export class Machine {
   static async create(config: MachineConfig, io: MachineIo): Promise<Machine> {
     const kernel = readInput('kernel', config.kernel);
     const initrd = config.initrd === undefined ? undefined : readInput('initrd', config.initrd);
+    checkKernel(config.kernel, kernel);
 
     const kvm = openKvm();
     let vm: Vm | undefined;
@@ -136,7 +154,7 @@ export class Machine {
   /** Starts the vCPUs; resolves when the VM has ended and its resources are released. */
   run(): Promise<MachineExit> {
     if (this.running) return this.running;
-    const vcpuSet = new VcpuRunner({
+    const vcpuSet = new VcpuSet({
       vcpus: this.vcpus,
       pio: this.platform.pio,
       mmio: this.platform.mmio,
