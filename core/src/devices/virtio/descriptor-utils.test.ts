@@ -172,3 +172,92 @@ describe('Writer', () => {
     assert.throws(() => writer.consume(4), ChainError);
   });
 });
+
+describe('Reader and Writer against a flat model', () => {
+  /** Cuts `bytes` into random pieces (some empty), as a chain's buffers would. */
+  function pieces(bytes: Uint8Array, random: () => number): Uint8Array[] {
+    const out: Uint8Array[] = [];
+    let at = 0;
+    while (at < bytes.length) {
+      const n = Math.min(bytes.length - at, Math.floor(random() * 12));
+      out.push(bytes.subarray(at, at + n));
+      at += n;
+    }
+    return out;
+  }
+
+  function lcg(seed: number): () => number {
+    let s = seed >>> 0;
+    return () => {
+      s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+      return s / 2 ** 32;
+    };
+  }
+
+  test('every read matches the same read from one flat buffer', () => {
+    for (let seed = 1; seed <= 300; seed++) {
+      const random = lcg(seed);
+      const flat = Uint8Array.from({ length: 64 }, () => Math.floor(random() * 256));
+      const model = new DataView(flat.buffer);
+      const reader = new Reader(pieces(flat.slice(), random));
+      let at = 0;
+      for (let step = 0; step < 40; step++) {
+        const op = Math.floor(random() * 6);
+        const size = [1, 2, 4, 8, Math.floor(random() * 20), Math.floor(random() * 10)][op]!;
+        if (at + size > 64) {
+          assert.throws(() => (op === 0 ? reader.readU8() : reader.readBytes(size)), ChainError);
+          assert.equal(reader.remaining, 64 - at, `seed ${seed}: a failed read consumed nothing`);
+          continue;
+        }
+        if (op === 0) assert.equal(reader.readU8(), model.getUint8(at));
+        else if (op === 1) assert.equal(reader.readU16(), model.getUint16(at, true));
+        else if (op === 2) assert.equal(reader.readU32(), model.getUint32(at, true), `seed ${seed}`);
+        else if (op === 3) assert.equal(reader.readU64(), model.getBigUint64(at, true));
+        else if (op === 4) assert.deepEqual(reader.readBytes(size), flat.slice(at, at + size));
+        else reader.skip(size);
+        at += size;
+        assert.equal(reader.bytesRead, at);
+      }
+    }
+  });
+
+  test('every write lands where the same write to one flat buffer would', () => {
+    for (let seed = 1; seed <= 300; seed++) {
+      const random = lcg(seed);
+      const target = new Uint8Array(64);
+      const expected = new Uint8Array(64);
+      const model = new DataView(expected.buffer);
+      const writer = new Writer(pieces(target, random));
+      let at = 0;
+      for (let step = 0; step < 40; step++) {
+        const op = Math.floor(random() * 5);
+        const size = [1, 2, 4, 8, Math.floor(random() * 20)][op]!;
+        const value = Math.floor(random() * 2 ** 32);
+        if (at + size > 64) {
+          assert.throws(() => writer.write(new Uint8Array(size)), ChainError);
+          continue;
+        }
+        if (op === 0) {
+          writer.writeU8(value & 0xff);
+          model.setUint8(at, value & 0xff);
+        } else if (op === 1) {
+          writer.writeU16(value & 0xffff);
+          model.setUint16(at, value & 0xffff, true);
+        } else if (op === 2) {
+          writer.writeU32(value);
+          model.setUint32(at, value, true);
+        } else if (op === 3) {
+          writer.writeU64(BigInt(value) * 3n);
+          model.setBigUint64(at, BigInt(value) * 3n, true);
+        } else {
+          const bytes = Uint8Array.from({ length: size }, (_, i) => (value + i) & 0xff);
+          writer.write(bytes);
+          expected.set(bytes, at);
+        }
+        at += size;
+        assert.equal(writer.bytesWritten, at);
+      }
+      assert.deepEqual(target, expected, `seed ${seed}`);
+    }
+  });
+});

@@ -53,19 +53,31 @@ function guestViews(memory: GuestMemory, chain: DescriptorChain, writable: boole
   return views;
 }
 
+// Scratch space for numbers that straddle two buffers. Device code is single-threaded per
+// isolate and nothing here re-enters, so one set per module is enough.
+const scratch = new Uint8Array(8);
+const scratchView = new DataView(scratch.buffer);
+/** scratchOf[n]: the first n scratch bytes. */
+const scratchOf = Array.from({ length: 9 }, (_, n) => scratch.subarray(0, n));
+
+/** Copies below this size go byte by byte: cheaper than making subarrays. */
+const SMALL_COPY = 32;
+
 /** A position in a list of byte views, treated as one stream. */
 abstract class ChainCursor {
-  /** Views not yet (fully) consumed; the first one from `offset`. */
   private readonly buffers: Uint8Array[];
+  /** The current buffer and the offset in it. */
+  private index = 0;
   private offset = 0;
   protected consumed = 0;
   private limit: number;
-  private readonly scratch = new Uint8Array(8);
-  protected readonly scratchView = new DataView(this.scratch.buffer);
 
   protected constructor(buffers: Uint8Array[]) {
-    this.buffers = buffers.filter((b) => b.length > 0);
-    this.limit = this.buffers.reduce((sum, b) => sum + b.length, 0);
+    let total = 0;
+    for (const b of buffers) total += b.length;
+    this.buffers = buffers;
+    this.limit = total;
+    this.skipEmpty();
   }
 
   /** Bytes left in the stream. */
@@ -82,10 +94,10 @@ abstract class ChainCursor {
     let left = Math.min(maxBytes, this.remaining);
     const out: Uint8Array[] = [];
     let offset = this.offset;
-    for (const b of this.buffers) {
-      if (left === 0) break;
+    for (let i = this.index; left > 0 && i < this.buffers.length; i++) {
+      const b = this.buffers[i]!;
       const n = Math.min(b.length - offset, left);
-      out.push(b.subarray(offset, offset + n));
+      if (n > 0) out.push(offset === 0 && n === b.length ? b : b.subarray(offset, offset + n));
       left -= n;
       offset = 0;
     }
@@ -102,7 +114,7 @@ abstract class ChainCursor {
 
   /** Throws unless `n` is a byte count the stream still holds. */
   protected need(n: number): void {
-    checkLength(n, 'length');
+    if (!Number.isSafeInteger(n) || n < 0) checkLength(n, 'length');
     if (n > this.remaining) this.short(n);
   }
 
@@ -126,29 +138,57 @@ abstract class ChainCursor {
     return tail;
   }
 
-  /** Moves `n` (≤ remaining) bytes from the stream into `other` or from `other` into it. */
+  /**
+   * The current buffer when it holds `n` more bytes before the limit (the fast path for
+   * numbers), else undefined; `this.position` is where they start.
+   */
+  protected contiguous(n: number): Uint8Array | undefined {
+    if (n > this.remaining) return undefined;
+    const b = this.buffers[this.index];
+    return b !== undefined && b.length - this.offset >= n ? b : undefined;
+  }
+
+  protected get position(): number {
+    return this.offset;
+  }
+
+  /** Moves the position by `n` bytes inside the current buffer (after a contiguous() access). */
+  protected advanceWithin(n: number): void {
+    this.offset += n;
+    this.consumed += n;
+    this.skipEmpty();
+  }
+
+  /** Moves `n` (≤ remaining) bytes from the stream into `other`, or from `other` into it. */
   protected move(n: number, other: Uint8Array | undefined, fromStream: boolean): void {
     let done = 0;
     while (done < n) {
-      const b = this.buffers[0]!;
+      const b = this.buffers[this.index]!;
       const chunk = Math.min(b.length - this.offset, n - done);
       if (other !== undefined) {
-        const stream = b.subarray(this.offset, this.offset + chunk);
-        if (fromStream) other.set(stream, done);
-        else stream.set(other.subarray(done, done + chunk));
+        if (chunk <= SMALL_COPY) {
+          const o = this.offset;
+          if (fromStream) for (let i = 0; i < chunk; i++) other[done + i] = b[o + i]!;
+          else for (let i = 0; i < chunk; i++) b[o + i] = other[done + i]!;
+        } else if (fromStream) {
+          other.set(b.subarray(this.offset, this.offset + chunk), done);
+        } else {
+          b.set(other.subarray(done, done + chunk), this.offset);
+        }
       }
       done += chunk;
       this.offset += chunk;
-      if (this.offset === b.length) {
-        this.buffers.shift();
-        this.offset = 0;
-      }
+      this.skipEmpty();
     }
     this.consumed += n;
   }
 
-  protected scratchBytes(n: number): Uint8Array {
-    return this.scratch.subarray(0, n);
+  private skipEmpty(): void {
+    const buffers = this.buffers;
+    while (this.index < buffers.length && this.offset === buffers[this.index]!.length) {
+      this.index++;
+      this.offset = 0;
+    }
   }
 }
 
@@ -195,20 +235,43 @@ export class Reader extends ChainCursor {
   }
 
   readU8(): number {
-    this.readInto(this.scratchBytes(1));
-    return this.scratchView.getUint8(0);
+    const b = this.contiguous(1);
+    if (b === undefined) this.short(1);
+    const value = b[this.position]!;
+    this.advanceWithin(1);
+    return value;
   }
   readU16(): number {
-    this.readInto(this.scratchBytes(2));
-    return this.scratchView.getUint16(0, true);
+    const b = this.contiguous(2);
+    if (b === undefined) return this.readStraddling(2).getUint16(0, true);
+    const o = this.position;
+    const value = b[o]! | (b[o + 1]! << 8);
+    this.advanceWithin(2);
+    return value;
   }
   readU32(): number {
-    this.readInto(this.scratchBytes(4));
-    return this.scratchView.getUint32(0, true);
+    const b = this.contiguous(4);
+    if (b === undefined) return this.readStraddling(4).getUint32(0, true);
+    const o = this.position;
+    const value = (b[o]! | (b[o + 1]! << 8) | (b[o + 2]! << 16) | (b[o + 3]! << 24)) >>> 0;
+    this.advanceWithin(4);
+    return value;
   }
   readU64(): bigint {
-    this.readInto(this.scratchBytes(8));
-    return this.scratchView.getBigUint64(0, true);
+    const low = this.readU32Checked(8);
+    const high = this.readU32();
+    return (BigInt(high) << 32n) | BigInt(low);
+  }
+
+  /** readU32 that first makes sure `total` bytes are there, so a short U64 read consumes nothing. */
+  private readU32Checked(total: number): number {
+    this.need(total);
+    return this.readU32();
+  }
+
+  private readStraddling(n: number): DataView {
+    this.readInto(scratchOf[n]!);
+    return scratchView;
   }
 }
 
@@ -252,19 +315,33 @@ export class Writer extends ChainCursor {
   }
 
   writeU8(value: number): void {
-    this.scratchView.setUint8(0, value);
-    this.write(this.scratchBytes(1));
+    const b = this.contiguous(1);
+    if (b === undefined) this.short(1);
+    b[this.position] = value;
+    this.advanceWithin(1);
   }
   writeU16(value: number): void {
-    this.scratchView.setUint16(0, value, true);
-    this.write(this.scratchBytes(2));
+    scratchView.setUint16(0, value, true);
+    this.writeSmall(2);
   }
   writeU32(value: number): void {
-    this.scratchView.setUint32(0, value, true);
-    this.write(this.scratchBytes(4));
+    scratchView.setUint32(0, value, true);
+    this.writeSmall(4);
   }
   writeU64(value: bigint): void {
-    this.scratchView.setBigUint64(0, value, true);
-    this.write(this.scratchBytes(8));
+    scratchView.setBigUint64(0, value, true);
+    this.writeSmall(8);
+  }
+
+  /** Writes the first `n` scratch bytes. */
+  private writeSmall(n: number): void {
+    const b = this.contiguous(n);
+    if (b === undefined) {
+      this.write(scratchOf[n]!);
+      return;
+    }
+    const o = this.position;
+    for (let i = 0; i < n; i++) b[o + i] = scratch[i]!;
+    this.advanceWithin(n);
   }
 }

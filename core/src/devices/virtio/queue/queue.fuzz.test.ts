@@ -341,7 +341,17 @@ function exerciseStreams(rng: Rng, chain: DescriptorChain, memory: RecordingMemo
   const steps = rng.int(8);
   for (let i = 0; i < steps; i++) {
     try {
-      switch (rng.int(10)) {
+      switch (rng.int(13)) {
+        case 10:
+          reader.readU16();
+          break;
+        case 11:
+          writer.writeU8(rng.int(256));
+          writer.writeU16(rng.u16());
+          break;
+        case 12:
+          writer.writeU64(BigInt(rng.u32()));
+          break;
         case 0:
           reader.readU8();
           break;

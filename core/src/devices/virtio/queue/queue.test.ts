@@ -383,6 +383,19 @@ describe('Queue: configuration checks', () => {
     );
   });
 
+  test('configuration writes while enabled are ignored', () => {
+    const { queue, driver } = setup();
+    queue.size = 4;
+    queue.descTableAddress = 0;
+    queue.eventIdx = true;
+    assert.equal(queue.size, SIZE);
+    assert.equal(queue.descTableAddress, driver.layout.descTable);
+    assert.equal(queue.eventIdx, false);
+    queue.reset();
+    queue.size = 4;
+    assert.equal(queue.size, 4);
+  });
+
   test('sizes: power of two, not above the maximum', () => {
     assert.match(configured((q) => (q.size = 0)) ?? '', /power of 2/);
     assert.match(configured((q) => (q.size = 100)) ?? '', /power of 2/);
@@ -517,6 +530,56 @@ describe('Queue: notifications', () => {
     driver.addChain([], [1]);
     queue.addUsed(expectChain(queue.pop()).headIndex, 0);
     assert.equal(queue.needsNotification(), true);
+  });
+});
+
+describe('Queue: a long conversation with EVENT_IDX', () => {
+  test('70,000 requests across the 16-bit wrap: one kick and one interrupt per batch', () => {
+    const { queue, driver } = setup({ eventIdx: true });
+    let kicks = 0;
+    let interrupts = 0;
+    let batches = 0;
+    let completed = 0;
+    while (completed < 70_000) {
+      batches++;
+      const batch = 1 + (batches % 8);
+      let kicked = false;
+      for (let i = 0; i < batch; i++) {
+        const old = driver.availIndex;
+        driver.addChain([new Uint8Array([i])], [4]);
+        if (driver.kickNeeded(old, true)) {
+          kicks++;
+          kicked = true;
+        }
+      }
+      assert.ok(kicked, `batch ${batches} was never kicked`);
+      // The device's run loop, woken by the kick.
+      let interrupted = false;
+      do {
+        queue.disableNotification();
+        for (let c = queue.pop(); c !== undefined; c = queue.pop()) {
+          const chain = expectChain(c);
+          const writer = Writer.fromChain(driver.memory, chain);
+          writer.writeU32(completed);
+          queue.addUsed(chain.headIndex, writer.bytesWritten);
+          if (queue.needsNotification()) {
+            interrupts++;
+            interrupted = true;
+          }
+        }
+      } while (queue.enableNotification());
+      assert.ok(interrupted, `batch ${batches} completed without an interrupt`);
+      // The driver's interrupt handler: reap everything, then ask for the next one.
+      let reaped = 0;
+      while (driver.takeUsed() !== undefined) reaped++;
+      assert.equal(reaped, batch);
+      driver.setUsedEvent(driver.usedIdx);
+      completed += batch;
+    }
+    assert.equal(kicks, batches);
+    assert.equal(interrupts, batches);
+    assert.equal(queue.nextUsed, completed & 0xffff);
+    assert.equal(queue.metrics.notificationsSuppressed, completed - batches);
   });
 });
 

@@ -18,7 +18,7 @@
 //   if (queue.needsNotification()) interrupt();
 
 import type { GuestMemory } from '../../../memory/guest-memory.js';
-import { type DescriptorChain, walkChain } from './chain.js';
+import { type ChainWalkOptions, type DescriptorChain, walkChain } from './chain.js';
 import { QueueError } from './queue-error.js';
 import {
   AVAIL_FLAGS_OFFSET,
@@ -91,6 +91,27 @@ interface Rings {
   readonly usedFlags: GuestU16;
   readonly usedIdx: GuestU16;
   readonly availEvent: GuestU16;
+  readonly walk: ChainWalkOptions;
+}
+
+interface QueueConfig {
+  size: number;
+  descTableAddress: number;
+  availRingAddress: number;
+  usedRingAddress: number;
+  eventIdx: boolean;
+  indirectDescriptors: boolean;
+}
+
+function defaultConfig(maxSize: number): QueueConfig {
+  return {
+    size: maxSize,
+    descTableAddress: 0,
+    availRingAddress: 0,
+    usedRingAddress: 0,
+    eventIdx: false,
+    indirectDescriptors: false,
+  };
 }
 
 function dataView(bytes: Uint8Array): DataView {
@@ -106,15 +127,7 @@ export class Queue {
   readonly maxIndirectDescriptors: number;
   readonly metrics = new QueueMetrics();
 
-  // Written by the transport while the queue is disabled; read by enable().
-  size: number;
-  descTableAddress = 0;
-  availRingAddress = 0;
-  usedRingAddress = 0;
-  /** VIRTIO_F_EVENT_IDX negotiated. */
-  eventIdx = false;
-  /** VIRTIO_F_INDIRECT_DESC negotiated. */
-  indirectDescriptors = false;
+  private config: QueueConfig;
 
   private _nextAvail = 0;
   private _nextUsed = 0;
@@ -135,8 +148,50 @@ export class Queue {
       );
     }
     this.maxSize = options.maxSize;
-    this.size = options.maxSize;
+    this.config = defaultConfig(options.maxSize);
     this.maxIndirectDescriptors = options.maxIndirectDescriptors ?? DEFAULT_MAX_INDIRECT_DESCRIPTORS;
+  }
+
+  // The driver writes these while the queue is disabled; enable() reads them. The spec forbids
+  // changing them while the queue is enabled, so such writes are ignored (the rings the device
+  // checked stay the ones it uses).
+  get size(): number {
+    return this.config.size;
+  }
+  set size(value: number) {
+    if (!this.rings) this.config.size = value;
+  }
+  get descTableAddress(): number {
+    return this.config.descTableAddress;
+  }
+  set descTableAddress(value: number) {
+    if (!this.rings) this.config.descTableAddress = value;
+  }
+  get availRingAddress(): number {
+    return this.config.availRingAddress;
+  }
+  set availRingAddress(value: number) {
+    if (!this.rings) this.config.availRingAddress = value;
+  }
+  get usedRingAddress(): number {
+    return this.config.usedRingAddress;
+  }
+  set usedRingAddress(value: number) {
+    if (!this.rings) this.config.usedRingAddress = value;
+  }
+  /** VIRTIO_F_EVENT_IDX negotiated. */
+  get eventIdx(): boolean {
+    return this.config.eventIdx;
+  }
+  set eventIdx(value: boolean) {
+    if (!this.rings) this.config.eventIdx = value;
+  }
+  /** VIRTIO_F_INDIRECT_DESC negotiated. */
+  get indirectDescriptors(): boolean {
+    return this.config.indirectDescriptors;
+  }
+  set indirectDescriptors(value: boolean) {
+    if (!this.rings) this.config.indirectDescriptors = value;
   }
 
   get ready(): boolean {
@@ -202,6 +257,10 @@ export class Queue {
       usedFlags: new GuestU16(m.view(used + USED_FLAGS_OFFSET, 2)),
       usedIdx: new GuestU16(m.view(used + USED_IDX_OFFSET, 2)),
       availEvent: new GuestU16(m.view(used + availEventOffset(size), 2)),
+      walk: {
+        indirectAllowed: this.indirectDescriptors,
+        maxIndirectDescriptors: this.maxIndirectDescriptors,
+      },
     };
     this.knownAvailIdx = this._nextAvail;
     this.broken = undefined;
@@ -211,12 +270,7 @@ export class Queue {
   /** Device reset: back to the state before the driver configured the queue. */
   reset(): void {
     this.rings = undefined;
-    this.size = this.maxSize;
-    this.descTableAddress = 0;
-    this.availRingAddress = 0;
-    this.usedRingAddress = 0;
-    this.eventIdx = false;
-    this.indirectDescriptors = false;
+    this.config = defaultConfig(this.maxSize);
     this._nextAvail = 0;
     this._nextUsed = 0;
     this.knownAvailIdx = 0;
@@ -265,10 +319,7 @@ export class Queue {
         new QueueError('head-out-of-range', `avail ring slot ${slot} names descriptor ${head}`, true),
       );
     }
-    const chain = walkChain(this.memory, rings.descTable, rings.size, head, {
-      indirectAllowed: this.indirectDescriptors,
-      maxIndirectDescriptors: this.maxIndirectDescriptors,
-    });
+    const chain = walkChain(this.memory, rings.descTable, rings.size, head, rings.walk);
     if (chain instanceof QueueError) {
       this.metrics.chainErrors++;
       return chain;
