@@ -19,6 +19,7 @@
 
 import type { GuestMemory } from '../../../memory/guest-memory.js';
 import { type ChainWalkOptions, type DescriptorChain, walkChain } from './chain.js';
+import { GuestU16 } from './guest-u16.js';
 import { QueueError } from './queue-error.js';
 import {
   AVAIL_FLAGS_OFFSET,
@@ -50,33 +51,6 @@ export interface QueueOptions {
   /** The size the device offers (queue_size before the driver shrinks it): a power of 2, ≤ 32768. */
   readonly maxSize: number;
   readonly maxIndirectDescriptors?: number;
-}
-
-const HOST_LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
-
-/** A little-endian u16 in guest RAM read and written with sequentially consistent atomics. */
-class GuestU16 {
-  private readonly atomic: Uint16Array | undefined;
-  private readonly plain: DataView;
-
-  constructor(bytes: Uint8Array) {
-    this.plain = new DataView(bytes.buffer, bytes.byteOffset, 2);
-    // Atomics need an aligned typed array in host byte order; x86 hosts are little-endian like
-    // the guest. The fallback (misaligned backing store) has no ordering guarantee.
-    this.atomic =
-      HOST_LITTLE_ENDIAN && bytes.byteOffset % 2 === 0
-        ? new Uint16Array(bytes.buffer, bytes.byteOffset, 1)
-        : undefined;
-  }
-
-  load(): number {
-    return this.atomic ? Atomics.load(this.atomic, 0) : this.plain.getUint16(0, true);
-  }
-
-  store(value: number): void {
-    if (this.atomic) Atomics.store(this.atomic, 0, value);
-    else this.plain.setUint16(0, value, true);
-  }
 }
 
 /** Views over the rings, made once when the queue is enabled (their ranges were checked then). */

@@ -3,6 +3,7 @@
 // also able to write raw, rule-breaking descriptors for hostile-driver tests.
 
 import type { GuestMemory } from '../../../memory/guest-memory.js';
+import { GuestU16 } from './guest-u16.js';
 import type { Queue } from './queue.js';
 import {
   AVAIL_FLAGS_OFFSET,
@@ -74,6 +75,14 @@ export class TestDriver {
   private availIdx = 0;
   private lastUsed = 0;
   private bufferNext: number;
+  // The indices a real driver accesses with barriers: atomics here, so the helper can drive a
+  // queue from another thread.
+  private readonly availIdxCell: GuestU16;
+  private readonly availFlagsCell: GuestU16;
+  private readonly usedEventCell: GuestU16;
+  private readonly usedIdxCell: GuestU16;
+  private readonly usedFlagsCell: GuestU16;
+  private readonly availEventCell: GuestU16;
 
   /**
    * `bufferBase..bufferEnd` is where data buffers and indirect tables are allocated (bump, wrapping
@@ -87,6 +96,13 @@ export class TestDriver {
   ) {
     this.bufferNext = bufferBase;
     memory.fill(layout.descTable, layout.end - layout.descTable, 0);
+    const cell = (gpa: number) => new GuestU16(memory.view(gpa, 2));
+    this.availIdxCell = cell(layout.availRing + AVAIL_IDX_OFFSET);
+    this.availFlagsCell = cell(layout.availRing + AVAIL_FLAGS_OFFSET);
+    this.usedEventCell = cell(layout.availRing + usedEventOffset(layout.size));
+    this.usedIdxCell = cell(layout.usedRing + USED_IDX_OFFSET);
+    this.usedFlagsCell = cell(layout.usedRing + USED_FLAGS_OFFSET);
+    this.availEventCell = cell(layout.usedRing + availEventOffset(layout.size));
     for (let i = layout.size - 1; i >= 0; i--) this.free.push(i);
   }
 
@@ -129,7 +145,7 @@ export class TestDriver {
   /** Writes avail.idx directly (a hostile driver can write anything). */
   setAvailIdx(idx: number): void {
     this.availIdx = idx & 0xffff;
-    this.memory.writeU16(this.layout.availRing + AVAIL_IDX_OFFSET, this.availIdx);
+    this.availIdxCell.store(this.availIdx);
   }
 
   /**
@@ -139,7 +155,16 @@ export class TestDriver {
   startAt(idx: number): void {
     this.setAvailIdx(idx);
     this.lastUsed = idx & 0xffff;
-    this.memory.writeU16(this.layout.usedRing + USED_IDX_OFFSET, idx & 0xffff);
+    this.usedIdxCell.store(idx & 0xffff);
+  }
+
+  /** The next used index the driver will reap. */
+  get lastUsedIdx(): number {
+    return this.lastUsed;
+  }
+
+  get freeDescriptors(): number {
+    return this.free.length;
   }
 
   get availIndex(): number {
@@ -213,7 +238,7 @@ export class TestDriver {
 
   /** The next used element the device published, freeing its descriptors; undefined if none. */
   takeUsed(): UsedElement | undefined {
-    const usedIdx = this.memory.readU16(this.layout.usedRing + USED_IDX_OFFSET);
+    const usedIdx = this.usedIdxCell.load();
     if (usedIdx === this.lastUsed) return undefined;
     const at = this.layout.usedRing + USED_RING_OFFSET + 8 * (this.lastUsed % this.layout.size);
     const element = { id: this.memory.readU32(at), len: this.memory.readU32(at + 4) };
@@ -227,25 +252,25 @@ export class TestDriver {
   }
 
   get usedIdx(): number {
-    return this.memory.readU16(this.layout.usedRing + USED_IDX_OFFSET);
+    return this.usedIdxCell.load();
   }
 
   get usedFlags(): number {
-    return this.memory.readU16(this.layout.usedRing + USED_FLAGS_OFFSET);
+    return this.usedFlagsCell.load();
   }
 
   /** avail_event, written by the device under EVENT_IDX. */
   get availEvent(): number {
-    return this.memory.readU16(this.layout.usedRing + availEventOffset(this.layout.size));
+    return this.availEventCell.load();
   }
 
   setAvailFlags(flags: number): void {
-    this.memory.writeU16(this.layout.availRing + AVAIL_FLAGS_OFFSET, flags);
+    this.availFlagsCell.store(flags);
   }
 
   /** used_event: the driver wants an interrupt once the device publishes past this index. */
   setUsedEvent(idx: number): void {
-    this.memory.writeU16(this.layout.availRing + usedEventOffset(this.layout.size), idx & 0xffff);
+    this.usedEventCell.store(idx & 0xffff);
   }
 
   /** The driver's kick decision after moving avail.idx from `oldAvailIdx` to the current one. */
