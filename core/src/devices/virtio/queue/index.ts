@@ -1,5 +1,6 @@
 // The split virtqueue: what devices and the virtio-pci transport import.
 export type { Descriptor, DescriptorChain } from './chain.js';
+export { type DrainOutcome, drainQueue } from './drain.js';
 export { DEFAULT_MAX_INDIRECT_DESCRIPTORS, Queue, type QueueOptions } from './queue.js';
 export { QueueError, type QueueErrorKind } from './queue-error.js';
 export {
