@@ -28,10 +28,11 @@ describe('drainQueue', () => {
         const writer = Writer.fromChain(memory, chain);
         writer.writeU32(7);
         queue.addUsed(chain.headIndex, writer.bytesWritten);
+        return true;
       },
       (m) => logs.push(m),
     );
-    assert.deepEqual(outcome, { chains: 2, rejected: 1, fatal: undefined });
+    assert.deepEqual(outcome, { chains: 2, rejected: 1, fatal: undefined, paused: false });
     assert.equal(logs.length, 1);
     assert.match(logs[0]!, /buffer-outside-ram.*head 9/);
     assert.deepEqual(
@@ -66,7 +67,10 @@ describe('drainQueue', () => {
     const held: number[] = [];
     drainQueue(
       queue,
-      (chain) => held.push(chain.headIndex),
+      (chain) => {
+        held.push(chain.headIndex);
+        return true;
+      },
       () => {},
     );
     assert.equal(driver.usedFlags, 0, 'kicks back on');
@@ -74,5 +78,34 @@ describe('drainQueue', () => {
     for (const head of held.reverse()) queue.addUsed(head, 1);
     assert.equal(queue.needsNotification(), true);
     assert.equal(driver.takeUsed()?.id, held[0]);
+  });
+
+  test('a handler with no room pauses the loop and gets the same chain next time', () => {
+    const { queue, driver } = setup(false);
+    const first = driver.addChain([], [1]);
+    const second = driver.addChain([], [1]);
+    const taken: number[] = [];
+    const pause = drainQueue(
+      queue,
+      (chain) => {
+        if (taken.length === 1) return false;
+        taken.push(chain.headIndex);
+        return true;
+      },
+      () => {},
+    );
+    assert.deepEqual(pause, { chains: 1, rejected: 0, fatal: undefined, paused: true });
+    assert.equal(queue.metrics.chainsPopped, 1);
+    assert.equal(driver.usedFlags, 1, 'kicks stay off while paused');
+    const resume = drainQueue(
+      queue,
+      (chain) => {
+        taken.push(chain.headIndex);
+        return true;
+      },
+      () => {},
+    );
+    assert.equal(resume.paused, false);
+    assert.deepEqual(taken, [first.head, second.head]);
   });
 });

@@ -127,8 +127,13 @@ describe('Queue: round trips', () => {
     const { head } = driver.addChain([text('x')], []);
     assert.equal(expectChain(queue.pop()).headIndex, head);
     queue.undoPop();
+    queue.undoPop(); // only one chain to put back
+    assert.equal(queue.metrics.chainsPopped, 0);
     assert.equal(expectChain(queue.pop()).headIndex, head);
     assert.equal(queue.pop(), undefined);
+    queue.undoPop(); // the last pop returned nothing: nothing to put back
+    assert.equal(queue.pop(), undefined);
+    assert.equal(queue.metrics.chainsPopped, 1);
   });
 
   test('addUsed refuses a head that is not a descriptor (device bug)', () => {

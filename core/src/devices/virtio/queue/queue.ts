@@ -111,6 +111,8 @@ export class Queue {
   private signalledUsed = 0;
   private usedSinceSignal = 0;
   private broken: QueueError | undefined;
+  /** The chain undoPop() would put back. */
+  private lastPopped: DescriptorChain | undefined;
 
   constructor(
     private readonly memory: GuestMemory,
@@ -251,6 +253,7 @@ export class Queue {
     this.signalledUsed = 0;
     this.usedSinceSignal = 0;
     this.broken = undefined;
+    this.lastPopped = undefined;
   }
 
   /** How many chains the driver has made available that the device has not popped. */
@@ -269,6 +272,7 @@ export class Queue {
   pop(): DescriptorChain | QueueError | undefined {
     const rings = this.rings;
     if (!rings) return undefined;
+    this.lastPopped = undefined;
     if (this.broken) return this.broken;
     if (this._nextAvail === this.knownAvailIdx) {
       const availIdx = rings.availIdx.load();
@@ -301,16 +305,23 @@ export class Queue {
     this.metrics.chainsPopped++;
     this.metrics.readableBytes += chain.readableLength;
     this.metrics.writableBytes += chain.writableLength;
+    this.lastPopped = chain;
     return chain;
   }
 
   /**
    * Puts back the last popped chain so the next pop() returns it again (a device that could not
-   * start it yet, e.g. out of buffers). Only valid right after a pop() that returned a chain.
+   * start it yet, e.g. too many requests in flight). Does nothing unless the last pop() returned
+   * a chain that was not put back already.
    */
   undoPop(): void {
-    if (!this.rings) return;
+    const chain = this.lastPopped;
+    if (!this.rings || chain === undefined) return;
+    this.lastPopped = undefined;
     this._nextAvail = (this._nextAvail - 1) & 0xffff;
+    this.metrics.chainsPopped--;
+    this.metrics.readableBytes -= chain.readableLength;
+    this.metrics.writableBytes -= chain.writableLength;
   }
 
   /**
