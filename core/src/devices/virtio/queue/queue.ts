@@ -3,8 +3,8 @@
 // enable(); the device pops chains, completes them with addUsed() and asks needsNotification()
 // before interrupting.
 //
-// Ordering: the driver runs on other CPUs while this code runs. The three indices that carry
-// ordering (avail.idx, used.idx, and the event fields) are accessed with Atomics, which are
+// Ordering: the driver runs on other CPUs while this code runs. The fields that carry ordering
+// (avail.idx, used.idx, the event fields and the flags) are accessed with Atomics, which are
 // sequentially consistent: loading avail.idx is an acquire before reading the ring entries and
 // descriptors it publishes, storing used.idx is a release after the used element, and a store
 // followed by a load (event field, then avail.idx or used_event) gets the full barrier the
@@ -44,7 +44,7 @@ import {
 } from './ring-layout.js';
 import { checkQueueState, QueueMetrics, type QueueState } from './state.js';
 
-/** QEMU's cap on an indirect table; Linux never builds one longer than the queue's seg_max. */
+/** A bound on one indirect table (QEMU's too); a Linux driver's table holds one request's segments and headers. */
 export const DEFAULT_MAX_INDIRECT_DESCRIPTORS = 1024;
 
 export interface QueueOptions {
