@@ -463,7 +463,29 @@ function runCase(seed: number, memory: RecordingMemory): void {
       guestScribble(rng, rings);
     } else {
       const restored = new Queue(memory, { maxSize: 256, maxIndirectDescriptors: MAX_INDIRECT });
-      assert.equal(restored.restore(JSON.parse(JSON.stringify(queue.state()))), undefined);
+      const saved = JSON.parse(JSON.stringify(queue.state()));
+      if (rng.chance(0.5)) {
+        assert.equal(restored.restore(saved), undefined);
+      } else {
+        // A damaged snapshot: refused or accepted, never thrown, never a ready queue off RAM.
+        const key = rng.pick(Object.keys(saved));
+        saved[key] = rng.pick([
+          -1,
+          0.5,
+          2 ** 64,
+          rng.u32(),
+          rng.u16(),
+          'x',
+          null,
+          true,
+          {},
+          randomAddress(rng),
+        ]);
+        const problem = restored.restore(saved);
+        if (problem === undefined && restored.ready) assert.equal(restored.validate(), undefined);
+        if (problem !== undefined) assert.equal(restored.ready, false);
+        restored.pop();
+      }
     }
   }
 }
