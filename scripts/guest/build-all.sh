@@ -24,7 +24,7 @@ cat > "$manifest.tmp" <<JSON
     "bzImage": "$small/bzImage",
     "vmlinux": "$small/vmlinux"
   },
-  "initramfs": "$initramfs/initramfs.cpio.gz"
+  "initramfs": "$initramfs/initramfs.cpio"
 }
 JSON
 sync "$manifest.tmp"

@@ -16,7 +16,7 @@ function fixture() {
     version: 1,
     debianKernel: { release: '6.1.0-1-amd64', bzImage: file('vmlinuz'), vmlinux: file('vmlinux') },
     smallKernel: { bzImage: file('small-bzImage'), vmlinux: file('small-vmlinux') },
-    initramfs: file('initramfs.cpio.gz'),
+    initramfs: file('initramfs.cpio'),
   };
   const path = join(dir, 'manifest.json');
   writeFileSync(path, JSON.stringify(manifest));

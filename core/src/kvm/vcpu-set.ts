@@ -58,6 +58,8 @@ export interface VcpuSetOptions {
   /** KVM_EXIT_INTERNAL_ERROR (e.g. emulation failures): 'continue' after fixing the vCPU up. */
   onInternalError?: (vcpu: Vcpu, info: InternalErrorInfo, index: number) => ExitDecision;
   log?: (line: string) => void;
+  /** Where details go that only matter when debugging a guest (unclaimed ports); default: log. */
+  debug?: (line: string) => void;
   /**
    * After answering an exit on the main thread, wait this long for the same vCPU's next one
    * before going back to the event loop (0 = never wait, the default: on the test hosts a
@@ -355,7 +357,7 @@ export class VcpuSet {
     if (this.unclaimedLogged.has(key)) return;
     this.unclaimedLogged.add(key);
     const what = space === 'port' ? `port 0x${address.toString(16)}` : `MMIO 0x${address.toString(16)}`;
-    this.log(
+    (this.options.debug ?? this.log)(
       `vcpu ${index}: guest ${isWrite ? 'wrote' : 'read'} ${size} byte(s) at ${what}: nothing there (${isWrite ? 'ignored' : 'reads all-ones'}; logged once)`,
     );
   }

@@ -168,6 +168,7 @@ export class Machine {
         return { reason: 'error', vcpu: index, message: `vCPU ${index}: ${outcome.message}` };
       },
       log: this.io.log,
+      debug: process.env.VIREO_DEBUG ? this.io.log : () => {},
     });
     this.vcpuSet = vcpuSet;
     this.platform.onPowerOff(() => vcpuSet.requestStop({ reason: 'shutdown', message: 'guest powered off' }));

@@ -53,7 +53,7 @@ export const SAFE_MAX_BASIC_LEAF = 0xb;
 
 /** Kernel parameters a profile needs because the guest sees some host feature bits whatever CPUID says. */
 export function profileKernelArgs(profile: CpuidProfileName): string[] {
-  return profile === 'emulation-safe' ? ['clearcpuid=smap,smep,umip,xsave,cx16'] : [];
+  return profile === 'emulation-safe' ? ['clearcpuid=smap,smep,umip,xsave,cx16,popcnt'] : [];
 }
 
 export interface ProfileChoice {

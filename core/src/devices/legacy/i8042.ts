@@ -9,6 +9,8 @@ export const I8042_DATA_OFFSET = 0;
 const STATUS_OUTPUT_FULL = 0x01;
 const STATUS_SYSTEM_FLAG = 0x04;
 const STATUS_COMMAND = 0x08;
+/** Keyboard not inhibited: without it Linux warns that the keylock is on. */
+const STATUS_UNLOCKED = 0x10;
 
 const CMD_READ_COMMAND_BYTE = 0x20;
 const CMD_WRITE_COMMAND_BYTE = 0x60;
@@ -46,6 +48,7 @@ export class I8042 {
       data.fill(0);
       data[0] =
         STATUS_SYSTEM_FLAG |
+        STATUS_UNLOCKED |
         (this.output.length > 0 ? STATUS_OUTPUT_FULL : 0) |
         (this.lastWasCommand ? STATUS_COMMAND : 0);
     },
