@@ -1,0 +1,265 @@
+// JSON-RPC 2.0 over a Unix socket, one message per line. Every request is checked against the
+// schema before a handler sees it. A bad message gets an error reply; a client that sends more than
+// MAX_MESSAGE_BYTES in one line, or stops reading what it asked for, is dropped; the server goes on
+// serving everyone else.
+
+import { chmodSync, lstatSync, mkdirSync, rmSync } from 'node:fs';
+import { connect, createServer, type Server, type Socket } from 'node:net';
+import { userInfo } from 'node:os';
+import { encodeMessage, LineSplitter, MessageTooLargeError } from './framing.js';
+import {
+  ApiError,
+  ErrorCode,
+  isMethodName,
+  MAX_MESSAGE_BYTES,
+  type MethodName,
+  type MethodResult,
+  Methods,
+  type Notifications,
+  zodIssues,
+} from './schema.js';
+
+/** A client whose unread output grows past this is too slow to keep (a console nobody reads). */
+const MAX_PENDING_OUTPUT_BYTES = 32 * 1024 * 1024;
+
+type RequestId = string | number | null;
+
+export interface Connection {
+  readonly id: number;
+  notify<N extends keyof typeof Notifications>(method: N, params: unknown): void;
+  /** Called when the client goes away. */
+  onClose(callback: () => void): void;
+  readonly closed: boolean;
+}
+
+export type Handler<M extends MethodName> = (
+  params: (typeof Methods)[M]['params']['_output'],
+  connection: Connection,
+) => Promise<MethodResult<M>> | MethodResult<M>;
+
+export type Handlers = { [M in MethodName]: Handler<M> };
+
+export interface ServerOptions {
+  maxMessageBytes?: number;
+  log?: (line: string) => void;
+}
+
+interface JsonRpcError {
+  code: number;
+  message: string;
+  data?: unknown;
+}
+
+/** Makes $XDG_RUNTIME_DIR/vireo private (0700, ours); refuses a folder someone else controls. */
+export function ensurePrivateDir(dir: string): void {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const stat = lstatSync(dir);
+  if (!stat.isDirectory()) throw new Error(`${dir} is not a directory`);
+  if (stat.uid !== userInfo().uid) throw new Error(`${dir} belongs to another user (uid ${stat.uid})`);
+  if ((stat.mode & 0o077) !== 0) chmodSync(dir, 0o700);
+}
+
+function isLiveSocket(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect(path);
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
+}
+
+export class ApiServer {
+  private server: Server | undefined;
+  private nextConnectionId = 1;
+  private readonly sockets = new Set<Socket>();
+  private readonly maxMessageBytes: number;
+  private readonly log: (line: string) => void;
+
+  constructor(
+    private readonly handlers: Handlers,
+    options: ServerOptions = {},
+  ) {
+    this.maxMessageBytes = options.maxMessageBytes ?? MAX_MESSAGE_BYTES;
+    this.log = options.log ?? (() => {});
+  }
+
+  async listen(socketPath: string): Promise<void> {
+    try {
+      lstatSync(socketPath);
+      if (await isLiveSocket(socketPath)) throw new Error(`a daemon is already serving ${socketPath}`);
+      rmSync(socketPath, { force: true });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    }
+    const server = createServer((socket) => this.accept(socket));
+    this.server = server;
+    const previousUmask = process.umask(0o077);
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(socketPath, () => {
+          server.off('error', reject);
+          resolve();
+        });
+      });
+    } finally {
+      process.umask(previousUmask);
+    }
+    chmodSync(socketPath, 0o600);
+    server.on('error', (error) => this.log(`server error: ${error.message}`));
+  }
+
+  async close(): Promise<void> {
+    for (const socket of this.sockets) socket.destroy();
+    const server = this.server;
+    if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+
+  private accept(socket: Socket): void {
+    this.sockets.add(socket);
+    const closeCallbacks: (() => void)[] = [];
+    let closed = false;
+    const send = (message: unknown) => {
+      if (socket.destroyed || !socket.writable) return;
+      if (socket.writableLength > MAX_PENDING_OUTPUT_BYTES) {
+        this.log(`connection ${connection.id}: client is not reading; dropped`);
+        socket.destroy();
+        return;
+      }
+      socket.write(encodeMessage(message));
+    };
+    const connection: Connection = {
+      id: this.nextConnectionId++,
+      notify: (method, params) => send({ jsonrpc: '2.0', method, params }),
+      onClose: (callback) => {
+        if (closed) callback();
+        else closeCallbacks.push(callback);
+      },
+      get closed() {
+        return closed;
+      },
+    };
+    const splitter = new LineSplitter(this.maxMessageBytes);
+    socket.on('data', (chunk: Buffer) => {
+      let lines: string[];
+      try {
+        lines = splitter.push(chunk);
+      } catch (error) {
+        if (!(error instanceof MessageTooLargeError)) throw error;
+        send(errorResponse(null, { code: ErrorCode.messageTooLarge, message: error.message }));
+        // The rest of the oversized line cannot be told apart from the next message: hang up.
+        socket.end();
+        socket.pause();
+        return;
+      }
+      for (const line of lines) {
+        if (line.trim() === '') continue;
+        void this.handleLine(line, connection).then((response) => {
+          if (response !== undefined) send(response);
+        });
+      }
+    });
+    socket.on('error', () => {});
+    socket.on('close', () => {
+      closed = true;
+      this.sockets.delete(socket);
+      for (const callback of closeCallbacks.splice(0)) {
+        try {
+          callback();
+        } catch (error) {
+          this.log(`close callback failed: ${(error as Error).message}`);
+        }
+      }
+    });
+  }
+
+  /** The response to one line, or undefined for a notification. */
+  async handleLine(line: string, connection: Connection): Promise<unknown> {
+    let message: unknown;
+    try {
+      message = JSON.parse(line);
+    } catch (error) {
+      return errorResponse(null, {
+        code: ErrorCode.parseError,
+        message: `parse error: ${(error as Error).message}`,
+      });
+    }
+    if (Array.isArray(message)) {
+      return errorResponse(null, {
+        code: ErrorCode.invalidRequest,
+        message: 'batch requests are not supported',
+      });
+    }
+    if (typeof message !== 'object' || message === null) {
+      return errorResponse(null, { code: ErrorCode.invalidRequest, message: 'a request is a JSON object' });
+    }
+    const request = message as Record<string, unknown>;
+    const hasId = Object.hasOwn(request, 'id');
+    const id = request.id;
+    if (hasId && !(typeof id === 'string' || typeof id === 'number' || id === null)) {
+      return errorResponse(null, {
+        code: ErrorCode.invalidRequest,
+        message: 'id must be a string, number or null',
+      });
+    }
+    const requestId = (hasId ? id : null) as RequestId;
+    if (request.jsonrpc !== '2.0') {
+      return errorResponse(requestId, { code: ErrorCode.invalidRequest, message: 'jsonrpc must be "2.0"' });
+    }
+    if (typeof request.method !== 'string') {
+      return errorResponse(requestId, { code: ErrorCode.invalidRequest, message: 'method must be a string' });
+    }
+    const method = request.method;
+    const reply = (response: unknown) => (hasId ? response : undefined);
+    if (!isMethodName(method)) {
+      return reply(
+        errorResponse(requestId, { code: ErrorCode.methodNotFound, message: `no method '${method}'` }),
+      );
+    }
+    const rawParams = request.params ?? {};
+    if (typeof rawParams !== 'object' || rawParams === null || Array.isArray(rawParams)) {
+      return reply(
+        errorResponse(requestId, { code: ErrorCode.invalidParams, message: 'params must be an object' }),
+      );
+    }
+    const parsed = Methods[method].params.safeParse(rawParams);
+    if (!parsed.success) {
+      const issues = zodIssues(parsed.error);
+      return reply(
+        errorResponse(requestId, {
+          code: ErrorCode.invalidParams,
+          message: `invalid params: ${issues.map((issue) => `${issue.path}: ${issue.message}`).join('; ')}`,
+          data: issues,
+        }),
+      );
+    }
+    try {
+      const handler = this.handlers[method] as Handler<MethodName>;
+      const result = await handler(parsed.data as never, connection);
+      return reply({ jsonrpc: '2.0', id: requestId, result });
+    } catch (error) {
+      if (error instanceof ApiError) {
+        return reply(
+          errorResponse(requestId, {
+            code: error.code,
+            message: error.message,
+            ...(error.data === undefined ? {} : { data: error.data }),
+          }),
+        );
+      }
+      this.log(`${method} failed: ${error instanceof Error ? (error.stack ?? error.message) : error}`);
+      return reply(
+        errorResponse(requestId, {
+          code: ErrorCode.internalError,
+          message: `internal error: ${error instanceof Error ? error.message : String(error)}`,
+        }),
+      );
+    }
+  }
+}
+
+function errorResponse(id: RequestId, error: JsonRpcError): unknown {
+  return { jsonrpc: '2.0', id, error };
+}

@@ -1,0 +1,210 @@
+// The daemon: one per user. Owns the VM library and the supervisor, serves the API on
+// $XDG_RUNTIME_DIR/vireo/vireo.sock. Stopping the daemon leaves running VMs running; the next
+// daemon reattaches to them.
+
+import { closeSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { ApiError, ErrorCode, type VmEvent, type VmInfo, type VmSpec } from '../api/schema.js';
+import { ApiServer, type Connection, ensurePrivateDir, type Handlers } from '../api/server.js';
+import type { MachineConfig } from '../machine/config.js';
+import { VmLibrary } from '../manager/library.js';
+import { type VireoPaths, vireoPaths } from '../manager/paths.js';
+import { Supervisor } from '../manager/supervisor.js';
+
+export const DAEMON_VERSION = '0.1.0';
+
+export interface DaemonOptions {
+  env?: NodeJS.ProcessEnv;
+  paths?: VireoPaths;
+  hostEntry?: string;
+  machineConfig?: (spec: VmSpec) => MachineConfig;
+  log?: (line: string) => void;
+}
+
+export interface Daemon {
+  paths: VireoPaths;
+  library: VmLibrary;
+  supervisor: Supervisor;
+  server: ApiServer;
+  /** Stops serving; VMs keep running (their hosts are detached). */
+  close(): Promise<void>;
+}
+
+/** One daemon per user: a pid file taken with O_EXCL, replaced when its owner is gone. */
+function takeLock(lockPath: string): () => void {
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      const fd = openSync(lockPath, 'wx', 0o600);
+      writeSync(fd, `${process.pid}\n`);
+      closeSync(fd);
+      return () => {
+        try {
+          if (readFileSync(lockPath, 'utf8').trim() === String(process.pid)) rmSync(lockPath);
+        } catch {
+          // Already gone.
+        }
+      };
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+      const owner = Number(readFileSync(lockPath, 'utf8').trim());
+      if (Number.isInteger(owner) && owner > 0 && processAlive(owner)) {
+        throw new Error(`a Vireo daemon is already running (pid ${owner})`);
+      }
+      rmSync(lockPath, { force: true });
+    }
+  }
+  throw new Error('cannot take the daemon lock');
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+export async function startDaemon(options: DaemonOptions = {}): Promise<Daemon> {
+  const paths = options.paths ?? vireoPaths(options.env);
+  const log =
+    options.log ?? ((line: string) => process.stderr.write(`${new Date().toISOString()} ${line}\n`));
+  ensurePrivateDir(paths.runtimeDir);
+  const releaseLock = takeLock(join(paths.runtimeDir, 'daemon.pid'));
+  try {
+    const library = new VmLibrary(paths.vmsDir);
+    const supervisor = new Supervisor({
+      paths,
+      library,
+      hostEntry: options.hostEntry,
+      machineConfig: options.machineConfig,
+      log,
+    });
+    await supervisor.reattach();
+
+    const eventSubscribers = new Set<Connection>();
+    const consoleSubscribers = new Map<string, Set<Connection>>();
+    const broadcast = (event: VmEvent) => {
+      for (const connection of eventSubscribers) connection.notify('event', event);
+    };
+    supervisor.on('state', (id, status) => broadcast({ kind: 'state', vm: id, status }));
+    supervisor.on('console', (id, bytes) => {
+      const subscribers = consoleSubscribers.get(id);
+      if (!subscribers || subscribers.size === 0) return;
+      const data = bytes.toString('base64');
+      for (const connection of subscribers) connection.notify('console.output', { vm: id, data });
+    });
+
+    const info = (spec: VmSpec): VmInfo => ({ spec, status: supervisor.status(spec.id) });
+    const resolve = (ref: string): VmSpec => library.get(library.resolve(ref));
+
+    const handlers: Handlers = {
+      'daemon.info': () => ({
+        pid: process.pid,
+        version: DAEMON_VERSION,
+        socket: paths.socket,
+        dataDir: paths.dataDir,
+      }),
+      'vm.list': () => {
+        const { specs, invalid } = library.scan();
+        return { vms: specs.map(info), invalid };
+      },
+      'vm.get': ({ vm }) => info(resolve(vm)),
+      'vm.create': (params) => {
+        const spec = library.create(params);
+        broadcast({ kind: 'created', vm: spec.id });
+        return info(spec);
+      },
+      'vm.update': ({ vm, changes }) => {
+        const spec = library.update(library.resolve(vm), changes);
+        broadcast({ kind: 'updated', vm: spec.id });
+        return info(spec);
+      },
+      'vm.delete': ({ vm }) => {
+        const id = library.resolve(vm);
+        if (supervisor.isActive(id)) {
+          throw new ApiError(
+            ErrorCode.invalidState,
+            `VM '${vm}' is ${supervisor.status(id).state}; stop it first`,
+          );
+        }
+        library.delete(id);
+        supervisor.forget(id);
+        broadcast({ kind: 'deleted', vm: id });
+        return { id };
+      },
+      'vm.start': async ({ vm }) => {
+        const spec = resolve(vm);
+        await supervisor.start(spec);
+        return info(spec);
+      },
+      'vm.stop': async ({ vm, force, timeoutMs }) => {
+        const spec = resolve(vm);
+        await supervisor.stop(spec.id, { force, timeoutMs });
+        return info(spec);
+      },
+      'vm.pause': async ({ vm }) => {
+        const spec = resolve(vm);
+        await supervisor.pause(spec.id);
+        return info(spec);
+      },
+      'vm.resume': async ({ vm }) => {
+        const spec = resolve(vm);
+        await supervisor.resume(spec.id);
+        return info(spec);
+      },
+      'vm.reset': async ({ vm }) => {
+        const spec = resolve(vm);
+        await supervisor.reset(spec);
+        return info(spec);
+      },
+      'console.attach': ({ vm, history }, connection) => {
+        const id = library.resolve(vm);
+        let subscribers = consoleSubscribers.get(id);
+        if (!subscribers) {
+          subscribers = new Set();
+          consoleSubscribers.set(id, subscribers);
+        }
+        if (!subscribers.has(connection)) {
+          subscribers.add(connection);
+          connection.onClose(() => consoleSubscribers.get(id)?.delete(connection));
+        }
+        return { id, history: history ? supervisor.history(id).toString('base64') : '' };
+      },
+      'console.detach': ({ vm }, connection) => {
+        consoleSubscribers.get(library.resolve(vm))?.delete(connection);
+        return {};
+      },
+      'console.write': async ({ vm, data }) => {
+        await supervisor.consoleWrite(library.resolve(vm), Buffer.from(data, 'base64'));
+        return {};
+      },
+      'events.subscribe': (_params, connection) => {
+        if (!eventSubscribers.has(connection)) {
+          eventSubscribers.add(connection);
+          connection.onClose(() => eventSubscribers.delete(connection));
+        }
+        return {};
+      },
+    };
+
+    const server = new ApiServer(handlers, { log });
+    await server.listen(paths.socket);
+    log(`serving ${paths.socket} (pid ${process.pid})`);
+    return {
+      paths,
+      library,
+      supervisor,
+      server,
+      async close() {
+        await server.close();
+        supervisor.detachAll();
+        rmSync(paths.socket, { force: true });
+        releaseLock();
+      },
+    };
+  } catch (error) {
+    releaseLock();
+    throw error;
+  }
+}

@@ -1,0 +1,155 @@
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, test } from 'node:test';
+import { ApiError, ErrorCode } from '../api/schema.js';
+import { slugFromName, VmLibrary } from './library.js';
+import { vireoPaths } from './paths.js';
+
+let dataHome: string;
+let library: VmLibrary;
+
+beforeEach(() => {
+  dataHome = mkdtempSync(join(tmpdir(), 'vireo-library-'));
+  library = new VmLibrary(vireoPaths({ XDG_DATA_HOME: dataHome, XDG_RUNTIME_DIR: dataHome }).vmsDir);
+});
+afterEach(() => rmSync(dataHome, { recursive: true, force: true }));
+
+function apiErrorCode(fn: () => unknown): number {
+  try {
+    fn();
+  } catch (error) {
+    assert.ok(error instanceof ApiError, `expected an ApiError, got ${error}`);
+    return error.code;
+  }
+  assert.fail('expected an error');
+}
+
+describe('VmLibrary', () => {
+  test('create writes a complete spec under $XDG_DATA_HOME/vireo/vms/<id>/spec.json with defaults', () => {
+    const spec = library.create({ name: 'Debian 12 (test)' }, new Date('2026-01-02T03:04:05Z'));
+    assert.equal(spec.id, 'debian-12-test');
+    const file = join(dataHome, 'vireo', 'vms', 'debian-12-test', 'spec.json');
+    const onDisk = JSON.parse(readFileSync(file, 'utf8'));
+    assert.deepEqual(onDisk, spec);
+    assert.equal(spec.cpus, 1);
+    assert.equal(spec.memoryBytes, 512 * 1024 * 1024);
+    assert.deepEqual(spec.boot, { kind: 'default' });
+    assert.equal(spec.createdAt, '2026-01-02T03:04:05.000Z');
+    // No temp files left behind by the atomic write.
+    assert.deepEqual(readdirSync(join(dataHome, 'vireo', 'vms', spec.id)), ['spec.json']);
+  });
+
+  test('names are unique; ids of similar names get a suffix', () => {
+    library.create({ name: 'web' });
+    assert.equal(
+      apiErrorCode(() => library.create({ name: 'web' })),
+      ErrorCode.nameTaken,
+    );
+    assert.equal(library.create({ name: 'Web' }).id, 'web-2');
+  });
+
+  test('invalid settings are rejected with field and reason, nothing written', () => {
+    try {
+      library.create({ name: 'x', cpus: 0, memoryBytes: 1000 });
+      assert.fail('expected an error');
+    } catch (error) {
+      assert.ok(error instanceof ApiError);
+      assert.equal(error.code, ErrorCode.invalidParams);
+      const paths = [...new Set((error.data as { path: string }[]).map((issue) => issue.path))].sort();
+      assert.deepEqual(paths, ['cpus', 'memoryBytes']);
+    }
+    assert.deepEqual(library.scan(), { specs: [], invalid: [] });
+  });
+
+  test('an invalid spec.json is reported with field + reason and never rewritten or dropped', () => {
+    const good = library.create({ name: 'good' });
+    const badDir = join(dataHome, 'vireo', 'vms', 'bad');
+    mkdirSync(badDir);
+    const badText = JSON.stringify({ ...good, id: 'bad', name: 'bad', cpus: -1 });
+    writeFileSync(join(badDir, 'spec.json'), badText);
+    const notJsonDir = join(dataHome, 'vireo', 'vms', 'garbage');
+    mkdirSync(notJsonDir);
+    writeFileSync(join(notJsonDir, 'spec.json'), '{ nope');
+
+    const { specs, invalid } = library.scan();
+    assert.deepEqual(
+      specs.map((s) => s.id),
+      ['good'],
+    );
+    const bad = invalid.find((entry) => entry.id === 'bad');
+    assert.deepEqual(
+      bad?.issues.map((issue) => issue.path),
+      ['cpus'],
+    );
+    assert.match(invalid.find((entry) => entry.id === 'garbage')?.issues[0]?.message ?? '', /not JSON/);
+
+    assert.equal(
+      apiErrorCode(() => library.get('bad')),
+      ErrorCode.invalidSpec,
+    );
+    assert.equal(
+      apiErrorCode(() => library.update('bad', { cpus: 2 })),
+      ErrorCode.invalidSpec,
+    );
+    assert.equal(readFileSync(join(badDir, 'spec.json'), 'utf8'), badText, 'left exactly as it was');
+  });
+
+  test('a spec whose id does not match its folder is invalid', () => {
+    const spec = library.create({ name: 'one' });
+    mkdirSync(join(dataHome, 'vireo', 'vms', 'copy'));
+    writeFileSync(join(dataHome, 'vireo', 'vms', 'copy', 'spec.json'), JSON.stringify(spec));
+    const entry = library.scan().invalid.find((e) => e.id === 'copy');
+    assert.equal(entry?.issues[0]?.path, 'id');
+  });
+
+  test('update replaces given fields, validates, and keeps the rest', () => {
+    const spec = library.create({ name: 'a', cpus: 2 }, new Date('2026-01-01T00:00:00Z'));
+    const next = library.update(
+      spec.id,
+      { memoryBytes: 1024 * 1024 * 1024 },
+      new Date('2026-02-01T00:00:00Z'),
+    );
+    assert.equal(next.cpus, 2);
+    assert.equal(next.memoryBytes, 1024 * 1024 * 1024);
+    assert.equal(next.updatedAt, '2026-02-01T00:00:00.000Z');
+    assert.deepEqual(library.get(spec.id), next);
+    assert.equal(
+      apiErrorCode(() => library.update(spec.id, { cpus: 1000 })),
+      ErrorCode.invalidParams,
+    );
+    assert.equal(
+      apiErrorCode(() => library.update(spec.id, { id: 'other' })),
+      ErrorCode.invalidParams,
+    );
+    assert.deepEqual(library.get(spec.id), next);
+  });
+
+  test('a hand edit of spec.json is picked up (cache keyed on mtime and size)', () => {
+    const spec = library.create({ name: 'edited' });
+    writeFileSync(library.specPath(spec.id), JSON.stringify({ ...spec, cpus: 4 }, null, 2));
+    assert.equal(library.get(spec.id).cpus, 4);
+  });
+
+  test('resolve finds by id or name; delete removes the folder', () => {
+    const spec = library.create({ name: 'My VM' });
+    assert.equal(library.resolve('my-vm'), spec.id);
+    assert.equal(library.resolve('My VM'), spec.id);
+    assert.equal(
+      apiErrorCode(() => library.resolve('nope')),
+      ErrorCode.vmNotFound,
+    );
+    library.delete(spec.id);
+    assert.deepEqual(readdirSync(join(dataHome, 'vireo', 'vms')), []);
+    assert.equal(
+      apiErrorCode(() => library.get(spec.id)),
+      ErrorCode.vmNotFound,
+    );
+  });
+
+  test('slugFromName', () => {
+    assert.equal(slugFromName('  Hello, World!  '), 'hello-world');
+    assert.equal(slugFromName('___'), 'vm');
+  });
+});

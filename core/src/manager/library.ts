@@ -1,0 +1,220 @@
+// The VM library: one folder per VM under $XDG_DATA_HOME/vireo/vms/<id>/ holding spec.json (and
+// later its disks, logs and snapshots). Every write is atomic. A spec.json that fails validation is
+// reported with its fields and reasons and is never rewritten or dropped: the person may fix it.
+
+import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import {
+  ApiError,
+  ErrorCode,
+  type InvalidVm,
+  SPEC_VERSION,
+  type SpecIssue,
+  VmChanges,
+  VmCreateParams,
+  VmId,
+  VmSpec,
+  zodIssues,
+} from '../api/schema.js';
+import { fsyncDirectory, writeFileAtomic } from './atomic-file.js';
+
+export type LoadedVm = { ok: true; spec: VmSpec } | { ok: false; invalid: InvalidVm };
+
+interface CacheEntry {
+  mtimeMs: number;
+  size: number;
+  loaded: LoadedVm;
+}
+
+export const SPEC_FILE = 'spec.json';
+
+/** A folder-safe id from a name: "Debian 12 (test)" -> "debian-12-test". */
+export function slugFromName(name: string): string {
+  const slug = name
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, '-')
+    .replace(/^-+|-+$/g, '')
+    .slice(0, 48)
+    .replace(/-+$/, '');
+  return slug || 'vm';
+}
+
+export class VmLibrary {
+  /** Parsed specs by id, reused while the file's mtime and size are unchanged. */
+  private readonly cache = new Map<string, CacheEntry>();
+
+  constructor(readonly vmsDir: string) {
+    mkdirSync(vmsDir, { recursive: true, mode: 0o700 });
+  }
+
+  specPath(id: string): string {
+    return join(this.vmsDir, id, SPEC_FILE);
+  }
+
+  /** Every VM folder: the valid specs sorted by name, and the folders whose spec cannot be used. */
+  scan(): { specs: VmSpec[]; invalid: InvalidVm[] } {
+    const specs: VmSpec[] = [];
+    const invalid: InvalidVm[] = [];
+    const ids = new Set<string>();
+    for (const entry of readdirSync(this.vmsDir, { withFileTypes: true })) {
+      if (!entry.isDirectory() || entry.name.startsWith('.')) continue;
+      ids.add(entry.name);
+      const loaded = this.load(entry.name);
+      if (!loaded) continue;
+      if (loaded.ok) specs.push(loaded.spec);
+      else invalid.push(loaded.invalid);
+    }
+    for (const id of this.cache.keys()) if (!ids.has(id)) this.cache.delete(id);
+    specs.sort((a, b) => a.name.localeCompare(b.name) || a.id.localeCompare(b.id));
+    return { specs, invalid };
+  }
+
+  /** The VM in folder `id`, or undefined when there is no such folder. */
+  load(id: string): LoadedVm | undefined {
+    const file = this.specPath(id);
+    let stat: ReturnType<typeof statSync>;
+    try {
+      stat = statSync(file);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+      this.cache.delete(id);
+      if (!VmId.safeParse(id).success) return undefined;
+      try {
+        if (!statSync(join(this.vmsDir, id)).isDirectory()) return undefined;
+      } catch {
+        return undefined;
+      }
+      return invalidVm(id, file, [{ path: SPEC_FILE, message: 'missing' }]);
+    }
+    const cached = this.cache.get(id);
+    if (cached && cached.mtimeMs === stat.mtimeMs && cached.size === stat.size) return cached.loaded;
+    const loaded = parseSpecFile(id, file);
+    this.cache.set(id, { mtimeMs: stat.mtimeMs, size: stat.size, loaded });
+    return loaded;
+  }
+
+  /** The valid spec of `id`; VM not found or invalid spec are ApiErrors. */
+  get(id: string): VmSpec {
+    const loaded = this.load(id);
+    if (!loaded) throw new ApiError(ErrorCode.vmNotFound, `no VM with id '${id}'`);
+    if (!loaded.ok) {
+      throw new ApiError(
+        ErrorCode.invalidSpec,
+        `the spec of VM '${id}' is invalid (${loaded.invalid.file}): ${loaded.invalid.issues
+          .map((issue) => `${issue.path}: ${issue.message}`)
+          .join('; ')}`,
+        loaded.invalid,
+      );
+    }
+    return loaded.spec;
+  }
+
+  /** The id of the VM named `ref` by id or by name (ids win). */
+  resolve(ref: string): string {
+    if (VmId.safeParse(ref).success && this.load(ref)) return ref;
+    const { specs } = this.scan();
+    const byName = specs.find((spec) => spec.name === ref);
+    if (byName) return byName.id;
+    throw new ApiError(ErrorCode.vmNotFound, `no VM named '${ref}'`);
+  }
+
+  create(params: unknown, now = new Date()): VmSpec {
+    const settings = VmCreateParams.safeParse(params);
+    if (!settings.success) {
+      throw new ApiError(ErrorCode.invalidParams, 'invalid VM settings', zodIssues(settings.error));
+    }
+    this.assertNameFree(settings.data.name);
+    const id = this.freeId(slugFromName(settings.data.name));
+    const spec = VmSpec.parse({
+      ...settings.data,
+      version: SPEC_VERSION,
+      id,
+      createdAt: now.toISOString(),
+      updatedAt: now.toISOString(),
+    });
+    const dir = join(this.vmsDir, id);
+    mkdirSync(dir, { mode: 0o700 });
+    fsyncDirectory(this.vmsDir);
+    this.write(spec);
+    return spec;
+  }
+
+  update(id: string, changes: unknown, now = new Date()): VmSpec {
+    const current = this.get(id);
+    const parsed = VmChanges.safeParse(changes);
+    if (!parsed.success) {
+      throw new ApiError(ErrorCode.invalidParams, 'invalid changes', zodIssues(parsed.error));
+    }
+    if (parsed.data.name !== undefined && parsed.data.name !== current.name) {
+      this.assertNameFree(parsed.data.name);
+    }
+    const next = VmSpec.safeParse({ ...current, ...parsed.data, updatedAt: now.toISOString() });
+    if (!next.success) {
+      throw new ApiError(ErrorCode.invalidParams, 'invalid changes', zodIssues(next.error));
+    }
+    this.write(next.data);
+    return next.data;
+  }
+
+  /** Removes the VM's folder; works for an invalid spec too (an explicit choice of the person). */
+  delete(id: string): void {
+    if (!this.load(id)) throw new ApiError(ErrorCode.vmNotFound, `no VM with id '${id}'`);
+    // Rename first so a crash mid-delete never leaves a half-deleted folder that looks like a VM.
+    const dir = join(this.vmsDir, id);
+    const trash = join(this.vmsDir, `.deleted-${id}-${Date.now()}`);
+    rmSync(trash, { recursive: true, force: true });
+    renameSync(dir, trash);
+    fsyncDirectory(this.vmsDir);
+    rmSync(trash, { recursive: true, force: true });
+    this.cache.delete(id);
+  }
+
+  private write(spec: VmSpec): void {
+    writeFileAtomic(this.specPath(spec.id), `${JSON.stringify(spec, null, 2)}\n`);
+  }
+
+  private assertNameFree(name: string): void {
+    const { specs } = this.scan();
+    if (specs.some((spec) => spec.name === name)) {
+      throw new ApiError(ErrorCode.nameTaken, `a VM named '${name}' already exists`);
+    }
+  }
+
+  private freeId(base: string): string {
+    const taken = new Set(readdirSync(this.vmsDir));
+    if (!taken.has(base)) return base;
+    for (let n = 2; ; n++) {
+      const candidate = `${base}-${n}`;
+      if (!taken.has(candidate)) return candidate;
+    }
+  }
+}
+
+function invalidVm(id: string, file: string, issues: SpecIssue[]): LoadedVm {
+  return { ok: false, invalid: { id, file, issues } };
+}
+
+export function parseSpecFile(id: string, file: string): LoadedVm {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    return invalidVm(id, file, [
+      { path: SPEC_FILE, message: `unreadable: ${(error as NodeJS.ErrnoException).code}` },
+    ]);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (error) {
+    return invalidVm(id, file, [{ path: SPEC_FILE, message: `not JSON: ${(error as Error).message}` }]);
+  }
+  const parsed = VmSpec.safeParse(json);
+  if (!parsed.success) return invalidVm(id, file, zodIssues(parsed.error));
+  if (parsed.data.id !== id) {
+    return invalidVm(id, file, [
+      { path: 'id', message: `'${parsed.data.id}' does not match its folder name '${id}'` },
+    ]);
+  }
+  return { ok: true, spec: parsed.data };
+}

@@ -1,0 +1,56 @@
+// From a VM's spec to the MachineConfig its host process runs. Checked in the supervisor so a VM
+// whose kernel is missing fails `vm.start` with a clear reason before a process is started.
+
+import { accessSync, constants } from 'node:fs';
+import { ApiError, ErrorCode, type VmSpec } from '../api/schema.js';
+import { type GuestMaterial, loadGuestMaterial } from '../guest-material/index.js';
+import { describeIssues, MachineConfig } from '../machine/config.js';
+
+/** The command line the built-in default guest boots with (as `vireo run` does). */
+export const DEFAULT_GUEST_CMDLINE = 'console=ttyS0 panic=-1';
+
+function checkReadable(what: string, path: string): void {
+  try {
+    accessSync(path, constants.R_OK);
+  } catch (error) {
+    throw new ApiError(
+      ErrorCode.startFailed,
+      `cannot read ${what} '${path}': ${(error as NodeJS.ErrnoException).code}`,
+    );
+  }
+}
+
+export function machineConfigFromSpec(
+  spec: VmSpec,
+  material: () => GuestMaterial | undefined = loadGuestMaterial,
+): MachineConfig {
+  let kernel: string;
+  let initrd: string | undefined;
+  let cmdline: string;
+  if (spec.boot.kind === 'default') {
+    const found = material();
+    if (!found) {
+      throw new ApiError(
+        ErrorCode.startFailed,
+        'the built-in default guest is not built yet: run scripts/setup first',
+      );
+    }
+    kernel = found.defaultGuest.kernel;
+    initrd = found.defaultGuest.initrd;
+    cmdline = DEFAULT_GUEST_CMDLINE;
+  } else {
+    ({ kernel, initrd, cmdline } = spec.boot);
+  }
+  checkReadable('kernel', kernel);
+  if (initrd !== undefined) checkReadable('initrd', initrd);
+  const parsed = MachineConfig.safeParse({
+    kernel,
+    initrd,
+    cmdline,
+    memoryBytes: spec.memoryBytes,
+    cpus: spec.cpus,
+    cpuProfile: spec.cpuProfile,
+  });
+  if (!parsed.success) throw new ApiError(ErrorCode.startFailed, describeIssues(parsed.error));
+  return parsed.data;
+}

@@ -1,0 +1,239 @@
+// The VM host process: one per running VM, started detached by the supervisor. It runs the Machine,
+// keeps the console history, and serves one supervisor connection at a time on its own Unix socket,
+// so the VM outlives a daemon restart and the new daemon reattaches. When the VM ends the host
+// writes an exit record (for a daemon that is not connected), tells a connected daemon, and exits.
+
+import { chmodSync, mkdirSync, rmSync } from 'node:fs';
+import { createServer, type Socket } from 'node:net';
+import { dirname } from 'node:path';
+import { encodeMessage, LineSplitter } from '../api/framing.js';
+import { ErrorCode, MAX_MESSAGE_BYTES } from '../api/schema.js';
+import { Machine, type MachineExit, MachineInputError } from '../machine/machine.js';
+import { writeFileAtomic } from '../manager/atomic-file.js';
+import { ByteRing } from '../manager/byte-ring.js';
+import {
+  decodeLaunch,
+  type HostExit,
+  type HostLaunch,
+  type HostMessage,
+  type HostRequest,
+  type HostVmState,
+} from './protocol.js';
+
+/** Machine may grow pause/resume; until then the host reports them as not supported. */
+interface Pausable {
+  pause?: () => Promise<void>;
+  resume?: () => void;
+}
+
+class VmHost {
+  private readonly history: ByteRing;
+  private state: HostVmState = 'starting';
+  private machine: Machine | undefined;
+  private connection: Socket | undefined;
+  private started = false;
+  private ending = false;
+
+  constructor(private readonly launch: HostLaunch) {
+    this.history = new ByteRing(launch.historyBytes);
+  }
+
+  listen(): void {
+    mkdirSync(dirname(this.launch.socket), { recursive: true, mode: 0o700 });
+    rmSync(this.launch.socket, { force: true });
+    const server = createServer((socket) => this.accept(socket));
+    server.on('error', (error) => {
+      this.log(`socket error: ${error.message}`);
+      process.exit(3);
+    });
+    const previousUmask = process.umask(0o077);
+    server.listen(this.launch.socket, () => {
+      process.umask(previousUmask);
+      chmodSync(this.launch.socket, 0o600);
+    });
+  }
+
+  private accept(socket: Socket): void {
+    // One supervisor at a time: a newer connection (a restarted daemon) replaces an older one.
+    this.connection?.destroy();
+    this.connection = socket;
+    const splitter = new LineSplitter(MAX_MESSAGE_BYTES);
+    socket.on('data', (chunk: Buffer) => {
+      let lines: string[];
+      try {
+        lines = splitter.push(chunk);
+      } catch {
+        socket.destroy();
+        return;
+      }
+      for (const line of lines) if (line.trim()) this.handleLine(line);
+    });
+    socket.on('error', () => {});
+    socket.on('close', () => {
+      if (this.connection === socket) this.connection = undefined;
+    });
+    this.send({
+      type: 'hello',
+      id: this.launch.id,
+      pid: process.pid,
+      state: this.state,
+      history: this.history.contents().toString('base64'),
+    });
+  }
+
+  private send(message: HostMessage): void {
+    const connection = this.connection;
+    if (connection && !connection.destroyed) connection.write(encodeMessage(message));
+  }
+
+  private log(line: string): void {
+    process.stderr.write(`${new Date().toISOString()} ${line}\n`);
+    this.send({ type: 'log', line });
+  }
+
+  private setState(state: HostVmState): void {
+    this.state = state;
+    this.send({ type: 'state', state });
+  }
+
+  private handleLine(line: string): void {
+    let request: HostRequest;
+    try {
+      request = JSON.parse(line) as HostRequest;
+    } catch {
+      this.log('ignored a malformed message from the supervisor');
+      return;
+    }
+    this.handle(request).then(
+      () => this.send({ type: 'reply', seq: request.seq }),
+      (error: unknown) => {
+        const failure = error as Error & { code?: number };
+        this.send({
+          type: 'reply',
+          seq: request.seq,
+          error: {
+            code: typeof failure.code === 'number' ? failure.code : ErrorCode.internalError,
+            message: failure.message,
+          },
+        });
+      },
+    );
+  }
+
+  private async handle(request: HostRequest): Promise<void> {
+    switch (request.command) {
+      case 'start':
+        return this.start();
+      case 'input':
+        this.machine?.sendConsoleInput(Buffer.from(request.data ?? '', 'base64'));
+        return;
+      case 'power-button':
+        if (!this.machine) throw codedError(ErrorCode.invalidState, 'the VM is not running yet');
+        this.machine.pressPowerButton();
+        return;
+      case 'pause': {
+        const machine = this.machine as (Machine & Pausable) | undefined;
+        if (!machine || this.state !== 'running') throw codedError(ErrorCode.invalidState, 'not running');
+        if (typeof machine.pause !== 'function') {
+          throw codedError(ErrorCode.notSupported, 'pause is not supported by this VMM yet');
+        }
+        await machine.pause();
+        this.setState('paused');
+        return;
+      }
+      case 'resume': {
+        const machine = this.machine as (Machine & Pausable) | undefined;
+        if (!machine || this.state !== 'paused') throw codedError(ErrorCode.invalidState, 'not paused');
+        if (typeof machine.resume !== 'function') {
+          throw codedError(ErrorCode.notSupported, 'resume is not supported by this VMM yet');
+        }
+        machine.resume();
+        this.setState('running');
+        return;
+      }
+      case 'stop':
+        if (!this.machine) {
+          this.end({ reason: 'stopped' });
+          return;
+        }
+        this.setState('stopping');
+        await this.machine.stop();
+        return;
+      default:
+        throw codedError(ErrorCode.methodNotFound, `unknown command '${String(request.command)}'`);
+    }
+  }
+
+  private async start(): Promise<void> {
+    if (this.started) return;
+    this.started = true;
+    try {
+      this.machine = await Machine.create(this.launch.config, {
+        onConsoleOutput: (bytes) => {
+          this.history.push(bytes);
+          this.send({ type: 'console', data: Buffer.from(bytes).toString('base64') });
+        },
+        log: (line) => this.log(line),
+      });
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error);
+      const kind = error instanceof MachineInputError ? 'invalid VM inputs' : 'cannot create the VM';
+      this.log(`${kind}: ${message}`);
+      this.end({ reason: 'start-failed', message: `${kind}: ${message}` });
+      throw codedError(ErrorCode.startFailed, `${kind}: ${message}`);
+    }
+    this.setState('running');
+    this.machine.run().then(
+      (exit) => this.end(fromMachineExit(exit)),
+      (error: unknown) =>
+        this.end({ reason: 'error', message: `the VM failed: ${(error as Error).message}` }),
+    );
+  }
+
+  /** Records how the VM ended, tells the supervisor, and leaves. */
+  private end(exit: HostExit): void {
+    if (this.ending) return;
+    this.ending = true;
+    const at = new Date().toISOString();
+    try {
+      writeFileAtomic(
+        this.launch.exitFile,
+        JSON.stringify({ exit, at, history: this.history.contents().toString('base64') }),
+      );
+    } catch (error) {
+      process.stderr.write(`cannot write the exit record: ${(error as Error).message}\n`);
+    }
+    this.log(`VM ended: ${exit.reason}${'message' in exit ? ` (${exit.message})` : ''}`);
+    this.send({ type: 'exit', exit, at });
+    const leave = () => {
+      rmSync(this.launch.socket, { force: true });
+      process.exit(0);
+    };
+    const connection = this.connection;
+    if (connection && !connection.destroyed) {
+      // Give the reply to the command that caused this a moment to go out first.
+      setTimeout(() => connection.end(leave), 20);
+      setTimeout(leave, 2000).unref();
+    } else {
+      leave();
+    }
+  }
+}
+
+function codedError(code: number, message: string): Error & { code: number } {
+  return Object.assign(new Error(message), { code });
+}
+
+function fromMachineExit(exit: MachineExit): HostExit {
+  return exit.reason === 'error' ? { reason: 'error', message: exit.message } : { reason: exit.reason };
+}
+
+const launchArg = process.argv[2];
+if (!launchArg) {
+  process.stderr.write('usage: vmhost <launch description>; started by the Vireo supervisor\n');
+  process.exit(2);
+}
+// The terminal the daemon was started from must not stop the VM.
+process.on('SIGHUP', () => {});
+process.on('SIGINT', () => {});
+new VmHost(decodeLaunch(launchArg)).listen();
