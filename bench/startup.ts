@@ -1,4 +1,5 @@
-// Start-up and memory of a VM process, Vireo against QEMU, with the same guest (startup-guest.S):
+// Start-up and memory of a VM process, Vireo against QEMU, with the same tiny PVH guest, which
+// powers off through the ACPI PM1a control port (QEMU gets an isa-debug-exit device there):
 // - to first instruction: process start to the guest's first byte on the serial console;
 // - to exit: process start to process exit, for a guest that powers off at once;
 // - resident memory: the VM process's RSS with the guest halted (the guest touches a few pages,
@@ -10,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { ACPI_POWER_OFF, buildPvhGuest, HALT_FOREVER, serialWrite } from '../tests/support/pvh-guest.js';
 import { median, printFigure } from './lib/report.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -18,33 +20,10 @@ const runs = Number(values.runs);
 const MEMORY = '64M';
 
 function buildGuest(work: string, haltForever: boolean): string {
-  const source = join(root, 'bench', 'startup-guest.S');
-  const object = join(work, haltForever ? 'halt.o' : 'poweroff.o');
-  const elf = join(work, haltForever ? 'halt.elf' : 'poweroff.elf');
-  const defs = haltForever ? ['--defsym', 'HALT_FOREVER=1'] : [];
-  for (const [cmd, args] of [
-    ['as', ['--32', ...defs, '-o', object, source]],
-    [
-      'ld',
-      [
-        '-m',
-        'elf_i386',
-        '-N',
-        '--no-warn-rwx-segments',
-        '-Ttext=0x100000',
-        '--section-start=.note.Xen=0x100800',
-        '-e',
-        'pvh_entry',
-        '-o',
-        elf,
-        object,
-      ],
-    ],
-  ] as const) {
-    const result = spawnSync(cmd, args, { encoding: 'utf8' });
-    if (result.status !== 0) throw new Error(`${cmd} failed: ${result.stderr}`);
-  }
-  return elf;
+  const name = haltForever ? 'halt' : 'poweroff';
+  // The first instruction writes 'V' to COM1 so the host sees when the guest started.
+  const body = [serialWrite('V'), haltForever ? '' : ACPI_POWER_OFF, HALT_FOREVER].join('\n');
+  return buildPvhGuest(work, name, body);
 }
 
 interface Launch {
