@@ -2,10 +2,12 @@
 // (and in worker threads: NAPI_MODULE_INIT makes it context-aware).
 #include <node_api.h>
 
+#include "io.h"
 #include "vcpu.h"
 
 NAPI_MODULE_INIT() {
   kvm_exports(env, exports);
   vcpu_exports(env, exports);
+  io_exports(env, exports);
   return exports;
 }
