@@ -1,0 +1,229 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import { activateDevice, waitFor } from '../pci/test-context.js';
+import type { TestDriver } from '../queue/test-driver.js';
+import { VIRTIO_BLK_F_RO, VirtioBlock } from './device.js';
+import { BlockRequestType, BlockStatus } from './request.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'vireo-blk-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+let counter = 0;
+function image(bytes: Uint8Array): string {
+  const path = join(dir, `disk${counter++}.img`);
+  writeFileSync(path, bytes);
+  return path;
+}
+
+function pattern(length: number, seed: number): Uint8Array {
+  const out = new Uint8Array(length);
+  for (let i = 0; i < length; i++) out[i] = (i * 31 + seed) & 0xff;
+  return out;
+}
+
+function header(type: number, sector: number): Uint8Array {
+  const bytes = new Uint8Array(16);
+  const v = new DataView(bytes.buffer);
+  v.setUint32(0, type, true);
+  v.setBigUint64(8, BigInt(sector), true);
+  return bytes;
+}
+
+function segment(sector: number, sectors: number, flags = 0): Uint8Array {
+  const bytes = new Uint8Array(16);
+  const v = new DataView(bytes.buffer);
+  v.setBigUint64(0, BigInt(sector), true);
+  v.setUint32(8, sectors, true);
+  v.setUint32(12, flags, true);
+  return bytes;
+}
+
+/** Adds a request, kicks, and waits for its used element; returns status, used length and the writable buffers. */
+async function request(
+  device: VirtioBlock,
+  driver: TestDriver,
+  readable: Uint8Array[],
+  writableLengths: number[],
+  options: { indirect?: boolean } = {},
+) {
+  const added = driver.addChain(readable, writableLengths, options);
+  device.queueNotify(0);
+  const used = await waitFor('used element', () => driver.takeUsed());
+  assert.equal(used.id, added.head);
+  const last = added.writable.at(-1);
+  const status = last ? driver.memory.readU8(last.addr + last.len - 1) : undefined;
+  const data = added.writable.map((w) => driver.memory.read(w.addr, w.len));
+  return { status, len: used.len, data };
+}
+
+test('read, write and flush move bytes between the file and guest RAM', async () => {
+  const original = pattern(64 * 1024, 7);
+  const path = image(original);
+  const device = new VirtioBlock({ path });
+  const h = activateDevice(device);
+  const driver = h.drivers[0]!;
+  assert.equal(device.capacitySectors, 128);
+
+  const r = await request(device, driver, [header(BlockRequestType.in, 2)], [1024, 1]);
+  assert.equal(r.status, BlockStatus.ok);
+  assert.equal(r.len, 1025);
+  assert.deepEqual(r.data[0], original.subarray(1024, 2048));
+
+  const fresh = pattern(1536, 99);
+  const w = await request(
+    device,
+    driver,
+    [header(BlockRequestType.out, 10), fresh.subarray(0, 512), fresh.subarray(512)],
+    [1],
+    {
+      indirect: false,
+    },
+  );
+  assert.equal(w.status, BlockStatus.ok);
+  assert.equal(w.len, 1);
+  const f = await request(device, driver, [header(BlockRequestType.flush, 0)], [1]);
+  assert.equal(f.status, BlockStatus.ok);
+  const onDisk = readFileSync(path);
+  assert.deepEqual(new Uint8Array(onDisk.subarray(5120, 5120 + 1536)), fresh);
+  assert.deepEqual(new Uint8Array(onDisk.subarray(0, 5120)), original.subarray(0, 5120));
+  assert.ok(h.interrupts.length > 0, 'completions interrupt the driver');
+  assert.equal(device.metrics.bytesWritten, 1536);
+  device.close();
+});
+
+test('requests past the end, partial sectors and unknown types fail alone', async () => {
+  const device = new VirtioBlock({ path: image(new Uint8Array(4096)) });
+  const driver = activateDevice(device).drivers[0]!;
+  const past = await request(device, driver, [header(BlockRequestType.in, 7)], [1024, 1]);
+  assert.equal(past.status, BlockStatus.ioError);
+  const huge = await request(device, driver, [header(BlockRequestType.in, 2 ** 52)], [512, 1]);
+  assert.equal(huge.status, BlockStatus.ioError);
+  const partial = await request(device, driver, [header(BlockRequestType.out, 0), new Uint8Array(100)], [1]);
+  assert.equal(partial.status, BlockStatus.ioError);
+  const unknown = await request(device, driver, [header(77, 0)], [1]);
+  assert.equal(unknown.status, BlockStatus.unsupported);
+  const shortHeader = await request(device, driver, [new Uint8Array(8)], [1]);
+  assert.equal(shortHeader.status, BlockStatus.ioError);
+  const noStatus = await request(device, driver, [header(BlockRequestType.in, 0)], []);
+  assert.equal(noStatus.len, 0, 'a chain without a writable byte is completed empty');
+  const ok = await request(device, driver, [header(BlockRequestType.in, 0)], [512, 1]);
+  assert.equal(ok.status, BlockStatus.ok, 'the device still works');
+  assert.equal(device.metrics.malformed, 3);
+  device.close();
+});
+
+test('GET_ID returns the serial, NUL-padded to 20 bytes', async () => {
+  const device = new VirtioBlock({ path: image(new Uint8Array(4096)), serial: 'vireo-disk-1' });
+  const driver = activateDevice(device).drivers[0]!;
+  const r = await request(device, driver, [header(BlockRequestType.getId, 0)], [20, 1]);
+  assert.equal(r.status, BlockStatus.ok);
+  assert.equal(r.len, 21);
+  assert.equal(Buffer.from(r.data[0]!).toString('latin1').replace(/\0+$/, ''), 'vireo-disk-1');
+  device.close();
+});
+
+test('discard and write-zeroes punch holes that read back as zeros', async () => {
+  const size = 1 << 20;
+  const path = image(pattern(size, 3));
+  const device = new VirtioBlock({ path });
+  const driver = activateDevice(device).drivers[0]!;
+  const blocksBefore = statSync(path).blocks;
+  const d = await request(device, driver, [header(BlockRequestType.discard, 0), segment(0, 256)], [1]);
+  assert.equal(d.status, BlockStatus.ok);
+  const z = await request(
+    device,
+    driver,
+    [header(BlockRequestType.writeZeroes, 0), segment(512, 8, 1), segment(1000, 3)],
+    [1],
+  );
+  assert.equal(z.status, BlockStatus.ok);
+  const onDisk = readFileSync(path);
+  assert.ok(onDisk.subarray(0, 256 * 512).every((b) => b === 0));
+  assert.ok(onDisk.subarray(512 * 512, 520 * 512).every((b) => b === 0));
+  assert.ok(onDisk.subarray(1000 * 512, 1003 * 512).every((b) => b === 0));
+  assert.deepEqual(
+    new Uint8Array(onDisk.subarray(1003 * 512, 1004 * 512)),
+    pattern(size, 3).subarray(1003 * 512, 1004 * 512),
+  );
+  assert.equal(onDisk.length, size, 'the file keeps its size');
+  assert.ok(statSync(path).blocks < blocksBefore, 'blocks were deallocated');
+  const bad = await request(device, driver, [header(BlockRequestType.discard, 0), segment(2040, 100)], [1]);
+  assert.equal(bad.status, BlockStatus.ioError, 'a range past the end');
+  const flags = await request(device, driver, [header(BlockRequestType.discard, 0), segment(0, 8, 1)], [1]);
+  assert.equal(flags.status, BlockStatus.ioError, 'discard with the unmap flag is malformed');
+  device.close();
+});
+
+test('a read-only disk refuses writes, discards and write-zeroes and offers VIRTIO_BLK_F_RO', async () => {
+  const original = pattern(8192, 5);
+  const path = image(original);
+  const device = new VirtioBlock({ path, readOnly: true });
+  assert.ok(device.deviceFeatures & (1n << BigInt(VIRTIO_BLK_F_RO)));
+  const driver = activateDevice(device).drivers[0]!;
+  const w = await request(device, driver, [header(BlockRequestType.out, 0), new Uint8Array(512)], [1]);
+  assert.equal(w.status, BlockStatus.ioError);
+  const d = await request(device, driver, [header(BlockRequestType.writeZeroes, 0), segment(0, 8)], [1]);
+  assert.equal(d.status, BlockStatus.ioError);
+  const r = await request(device, driver, [header(BlockRequestType.in, 0)], [512, 1]);
+  assert.equal(r.status, BlockStatus.ok);
+  assert.deepEqual(new Uint8Array(readFileSync(path)), original);
+  device.close();
+});
+
+test('many requests in flight complete, each with its own data', async () => {
+  const original = pattern(256 * 1024, 11);
+  const device = new VirtioBlock({ path: image(original) });
+  const h = activateDevice(device);
+  const driver = h.drivers[0]!;
+  const added = [];
+  for (let i = 0; i < 100; i++)
+    added.push(driver.addChain([header(BlockRequestType.in, i * 4)], [2048, 1], { indirect: i % 2 === 0 }));
+  device.queueNotify(0);
+  const seen = new Map<number, number>();
+  await waitFor('100 completions', () => {
+    for (let u = driver.takeUsed(); u; u = driver.takeUsed()) seen.set(u.id, u.len);
+    return seen.size === 100 ? true : undefined;
+  });
+  assert.deepEqual(h.logs, []);
+  for (const [i, a] of added.entries()) {
+    assert.equal(seen.get(a.head), 2049);
+    assert.deepEqual(
+      driver.memory.read(a.writable[0]!.addr, 2048),
+      original.subarray(i * 2048, (i + 1) * 2048),
+    );
+  }
+  assert.ok(device.metrics.maxInFlight > 1, 'requests overlapped');
+  assert.ok(device.metrics.maxInFlight <= 64);
+  device.close();
+});
+
+test('capacity changes are announced with a config interrupt', () => {
+  const path = image(new Uint8Array(4096));
+  const device = new VirtioBlock({ path });
+  const h = activateDevice(device);
+  truncateSync(path, 8192);
+  assert.equal(device.refreshCapacity(), 16);
+  assert.equal(h.configChanges, 1);
+  const config = new Uint8Array(8);
+  device.readConfig(0, config);
+  assert.equal(new DataView(config.buffer).getBigUint64(0, true), 16n);
+  assert.equal(device.refreshCapacity(), 16);
+  assert.equal(h.configChanges, 1);
+  device.close();
+});
+
+test('completions after a reset do not reach the rings', async () => {
+  const device = new VirtioBlock({ path: image(new Uint8Array(1 << 20)) });
+  const h = activateDevice(device);
+  const driver = h.drivers[0]!;
+  for (let i = 0; i < 8; i++) driver.addChain([header(BlockRequestType.in, i)], [4096, 1]);
+  device.queueNotify(0);
+  device.reset();
+  await device.quiesce();
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.equal(driver.takeUsed(), undefined);
+  device.close();
+});

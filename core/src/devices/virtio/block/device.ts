@@ -1,0 +1,421 @@
+// virtio-blk over a raw image file. Requests run on libuv's thread pool straight between the file
+// and guest RAM (preadv/pwritev into live guest views, fdatasync for FLUSH, fallocate for discard
+// and write-zeroes); several are in flight at once and complete in any order, as virtio allows.
+// Interrupts for completions that land in the same event-loop turn are coalesced into one check.
+
+import { closeSync, fdatasync, fstatSync, openSync, readv, writev } from 'node:fs';
+import { featureBit, VIRTIO_ID_BLOCK, type VirtioDevice, type VirtioDeviceContext } from '../pci/device.js';
+import { punchHole } from '../pci/native-io.js';
+import type { DescriptorChain } from '../queue/index.js';
+import { drainQueue } from '../queue/index.js';
+import {
+  BLOCK_ID_BYTES,
+  type BlockRange,
+  type BlockRequest,
+  BlockStatus,
+  inDisk,
+  parseBlockRequest,
+  SECTOR_SIZE,
+} from './request.js';
+
+export const VIRTIO_BLK_F_SIZE_MAX = 1;
+export const VIRTIO_BLK_F_SEG_MAX = 2;
+export const VIRTIO_BLK_F_RO = 5;
+export const VIRTIO_BLK_F_BLK_SIZE = 6;
+export const VIRTIO_BLK_F_FLUSH = 9;
+export const VIRTIO_BLK_F_DISCARD = 13;
+export const VIRTIO_BLK_F_WRITE_ZEROES = 14;
+
+const QUEUE_SIZE = 256;
+/** Requests in flight at once; more wait in the ring. */
+const MAX_IN_FLIGHT = 64;
+const MAX_SEGMENTS = 256;
+const MAX_DISCARD_SEGMENTS = 16;
+/** Per discard/write-zeroes segment (sectors): 4 GiB - 512. */
+const MAX_RANGE_SECTORS = 0x7f_ffff;
+const CONFIG_SIZE = 60;
+/** The host's page: hole punching below it only zeroes, so the guest is told to align to it. */
+const DISCARD_ALIGNMENT_SECTORS = 4096 / SECTOR_SIZE;
+const ZERO_CHUNK = new Uint8Array(1 << 20);
+
+export interface BlockOptions {
+  path: string;
+  readOnly?: boolean;
+  /** GET_ID answer (serial), up to 20 bytes; default derived from the file name. */
+  serial?: string;
+  /** For logs: "vda". */
+  name?: string;
+}
+
+export class BlockMetrics {
+  reads = 0;
+  writes = 0;
+  flushes = 0;
+  discards = 0;
+  writeZeroes = 0;
+  getIds = 0;
+  bytesRead = 0;
+  bytesWritten = 0;
+  ioErrors = 0;
+  unsupported = 0;
+  malformed = 0;
+  maxInFlight = 0;
+}
+
+/** What a snapshot keeps of a block device (the queues are the transport's). */
+export interface BlockState {
+  path: string;
+  readOnly: boolean;
+  capacitySectors: number;
+}
+
+function encodeSerial(serial: string): Uint8Array {
+  const bytes = new TextEncoder().encode(serial).subarray(0, BLOCK_ID_BYTES);
+  const out = new Uint8Array(BLOCK_ID_BYTES);
+  out.set(bytes);
+  return out;
+}
+
+export class VirtioBlock implements VirtioDevice {
+  readonly deviceType = VIRTIO_ID_BLOCK;
+  readonly queueSizes = [QUEUE_SIZE];
+  readonly configSize = CONFIG_SIZE;
+  readonly pciClass = 0x01_80_00; // mass storage, other
+  readonly deviceFeatures: bigint;
+  readonly name: string;
+  readonly readOnly: boolean;
+  readonly metrics = new BlockMetrics();
+
+  private fd: number;
+  private capacity: number;
+  private readonly serial: Uint8Array;
+  private context: VirtioDeviceContext | undefined;
+  /** Bumped by reset: completions of an older generation are dropped. */
+  private generation = 0;
+  private inFlight = 0;
+  private paused = false;
+  private interruptPending = false;
+  private idleWaiters: (() => void)[] = [];
+
+  constructor(readonly options: BlockOptions) {
+    this.readOnly = options.readOnly ?? false;
+    this.name = `virtio-blk ${options.name ?? options.path}`;
+    this.fd = openSync(options.path, this.readOnly ? 'r' : 'r+');
+    this.capacity = this.statCapacity();
+    const base = options.path.split('/').pop() ?? 'disk';
+    this.serial = encodeSerial(options.serial ?? base);
+    let features =
+      featureBit(VIRTIO_BLK_F_SEG_MAX) | featureBit(VIRTIO_BLK_F_BLK_SIZE) | featureBit(VIRTIO_BLK_F_FLUSH);
+    if (this.readOnly) features |= featureBit(VIRTIO_BLK_F_RO);
+    else features |= featureBit(VIRTIO_BLK_F_DISCARD) | featureBit(VIRTIO_BLK_F_WRITE_ZEROES);
+    this.deviceFeatures = features;
+  }
+
+  /** Disk size in 512-byte sectors (a partial last sector is not exposed). */
+  get capacitySectors(): number {
+    return this.capacity;
+  }
+
+  private statCapacity(): number {
+    return Math.floor(fstatSync(this.fd).size / SECTOR_SIZE);
+  }
+
+  readConfig(offset: number, data: Uint8Array): void {
+    const config = new Uint8Array(CONFIG_SIZE);
+    const v = new DataView(config.buffer);
+    v.setBigUint64(0, BigInt(this.capacity), true);
+    v.setUint32(12, MAX_SEGMENTS - 2, true); // seg_max: the header and status take two descriptors
+    v.setUint32(20, SECTOR_SIZE, true); // blk_size
+    v.setUint32(36, MAX_RANGE_SECTORS, true); // max_discard_sectors
+    v.setUint32(40, MAX_DISCARD_SEGMENTS, true); // max_discard_seg
+    v.setUint32(44, DISCARD_ALIGNMENT_SECTORS, true); // discard_sector_alignment
+    v.setUint32(48, MAX_RANGE_SECTORS, true); // max_write_zeroes_sectors
+    v.setUint32(52, MAX_DISCARD_SEGMENTS, true); // max_write_zeroes_seg
+    v.setUint8(56, 1); // write_zeroes_may_unmap
+    data.set(config.subarray(offset, offset + data.length));
+  }
+
+  writeConfig(): void {
+    // Nothing writable without CONFIG_WCE.
+  }
+
+  activate(context: VirtioDeviceContext): void {
+    this.context = context;
+    this.drain();
+  }
+
+  queueNotify(_index: number): void {
+    this.drain();
+  }
+
+  reset(): void {
+    this.context = undefined;
+    this.generation++;
+    this.paused = false;
+    this.interruptPending = false;
+  }
+
+  close(): void {
+    this.reset();
+    if (this.fd >= 0) {
+      // In-flight pool requests hold the fd number: closing now could let them touch a reused fd.
+      const fd = this.fd;
+      this.fd = -1;
+      if (this.inFlight === 0) closeSync(fd);
+      else this.idleWaiters.push(() => closeSync(fd));
+    }
+  }
+
+  /** Resolves once no request is in flight (before a snapshot, with the vCPUs paused). */
+  quiesce(): Promise<void> {
+    if (this.inFlight === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  /**
+   * Re-reads the image size; when it changed, the new capacity is announced to the driver with a
+   * configuration interrupt. Returns the capacity in sectors.
+   */
+  refreshCapacity(): number {
+    if (this.fd < 0) return this.capacity;
+    const now = this.statCapacity();
+    if (now !== this.capacity) {
+      this.capacity = now;
+      this.context?.log(`capacity is now ${now} sectors`);
+      this.context?.configChanged();
+    }
+    return now;
+  }
+
+  state(): BlockState {
+    return { path: this.options.path, readOnly: this.readOnly, capacitySectors: this.capacity };
+  }
+
+  private drain(): void {
+    const context = this.context;
+    if (!context) return;
+    const queue = context.queues[0];
+    if (!queue?.ready) return;
+    const outcome = drainQueue(
+      queue,
+      (chain) => {
+        if (this.inFlight >= MAX_IN_FLIGHT) return false;
+        this.start(chain, context);
+        return true;
+      },
+      (message) => context.log(message),
+    );
+    this.paused = outcome.paused;
+    if (outcome.fatal) {
+      context.needsReset(outcome.fatal.message);
+      return;
+    }
+    this.scheduleInterrupt();
+  }
+
+  private start(chain: DescriptorChain, context: VirtioDeviceContext): void {
+    const parsed = parseBlockRequest(context.memory, chain, { maxSegments: MAX_DISCARD_SEGMENTS });
+    const { status } = parsed;
+    if (!status) {
+      this.metrics.malformed++;
+      context.log(`request ${chain.headIndex}: ${(parsed.request as { reason: string }).reason}`);
+      context.queues[0]!.addUsed(chain.headIndex, 0);
+      return;
+    }
+    const request = parsed.request;
+    if (request.kind === 'malformed') {
+      this.metrics.malformed++;
+      context.log(`request ${chain.headIndex}: ${request.reason}`);
+      this.complete(chain.headIndex, status, BlockStatus.ioError, 0, this.generation);
+      return;
+    }
+    const generation = this.generation;
+    this.inFlight++;
+    if (this.inFlight > this.metrics.maxInFlight) this.metrics.maxInFlight = this.inFlight;
+    this.execute(request, context)
+      .then(
+        ({ result, written }) => this.complete(chain.headIndex, status, result, written, generation),
+        (error: NodeJS.ErrnoException) => {
+          this.metrics.ioErrors++;
+          if (generation === this.generation) context.log(`request ${chain.headIndex}: ${error.message}`);
+          this.complete(chain.headIndex, status, BlockStatus.ioError, 0, generation);
+        },
+      )
+      .finally(() => this.finished());
+  }
+
+  private finished(): void {
+    this.inFlight--;
+    if (this.inFlight === 0) {
+      const waiters = this.idleWaiters;
+      this.idleWaiters = [];
+      for (const wake of waiters) wake();
+    }
+    if (this.paused) this.drain();
+  }
+
+  private complete(
+    head: number,
+    status: Uint8Array,
+    result: number,
+    written: number,
+    generation: number,
+  ): void {
+    if (generation !== this.generation) return; // the driver reset the device meanwhile
+    const queue = this.context?.queues[0];
+    if (!queue?.ready) return;
+    status[0] = result;
+    queue.addUsed(head, written + 1);
+    this.scheduleInterrupt();
+  }
+
+  /** One needsNotification check per event-loop turn, however many requests completed in it. */
+  private scheduleInterrupt(): void {
+    if (this.interruptPending) return;
+    this.interruptPending = true;
+    const generation = this.generation;
+    setImmediate(() => {
+      if (generation !== this.generation) return;
+      this.interruptPending = false;
+      const context = this.context;
+      if (context?.queues[0]?.needsNotification()) context.interruptQueue(0);
+    });
+  }
+
+  private async execute(
+    request: BlockRequest,
+    context: VirtioDeviceContext,
+  ): Promise<{ result: number; written: number }> {
+    const ok = { result: BlockStatus.ok, written: 0 };
+    const ioError = { result: BlockStatus.ioError, written: 0 };
+    switch (request.kind) {
+      case 'in': {
+        this.metrics.reads++;
+        if (!inDisk(request.sector, request.length, this.capacity)) {
+          context.log(`read past the end: sector ${request.sector} + ${request.length} bytes`);
+          return ioError;
+        }
+        const n = await vectorIo(readv, this.fd, request.buffers, request.sector * SECTOR_SIZE);
+        if (n < request.length) zeroFrom(request.buffers, n);
+        this.metrics.bytesRead += request.length;
+        return { result: BlockStatus.ok, written: request.length };
+      }
+      case 'out': {
+        this.metrics.writes++;
+        if (this.readOnly) return ioError;
+        if (!inDisk(request.sector, request.length, this.capacity)) {
+          context.log(`write past the end: sector ${request.sector} + ${request.length} bytes`);
+          return ioError;
+        }
+        await writeAll(this.fd, request.buffers, request.sector * SECTOR_SIZE);
+        this.metrics.bytesWritten += request.length;
+        return ok;
+      }
+      case 'flush':
+        this.metrics.flushes++;
+        if (this.readOnly) return ok;
+        await new Promise<void>((resolve, reject) => fdatasync(this.fd, (e) => (e ? reject(e) : resolve())));
+        return ok;
+      case 'get-id': {
+        this.metrics.getIds++;
+        let at = 0;
+        for (const view of request.buffer) {
+          view.set(this.serial.subarray(at, at + view.length));
+          at += view.length;
+        }
+        return { result: BlockStatus.ok, written: at };
+      }
+      case 'discard':
+      case 'write-zeroes': {
+        if (request.kind === 'discard') this.metrics.discards++;
+        else this.metrics.writeZeroes++;
+        if (this.readOnly) return ioError;
+        for (const range of request.ranges) {
+          if (!this.rangeOk(range, context)) return ioError;
+        }
+        for (const range of request.ranges) await this.zero(range, request.kind === 'discard');
+        return ok;
+      }
+      case 'unsupported':
+        this.metrics.unsupported++;
+        return { result: BlockStatus.unsupported, written: 0 };
+    }
+  }
+
+  private rangeOk(range: BlockRange, context: VirtioDeviceContext): boolean {
+    if (
+      range.sectors > MAX_RANGE_SECTORS ||
+      !inDisk(range.sector, range.sectors * SECTOR_SIZE, this.capacity)
+    ) {
+      context.log(
+        `discard/write-zeroes range ${range.sector}+${range.sectors} is outside the disk or too long`,
+      );
+      return false;
+    }
+    return true;
+  }
+
+  /** Deallocates the range (reads give zeros); write-zeroes falls back to writing zeros. */
+  private async zero(range: BlockRange, discard: boolean): Promise<void> {
+    const offset = range.sector * SECTOR_SIZE;
+    const length = range.sectors * SECTOR_SIZE;
+    if (length === 0) return;
+    try {
+      await punchHole(this.fd, offset, length);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code !== 'EOPNOTSUPP' && code !== 'ENOTSUP') throw error;
+      if (discard) return; // discard is a hint: nothing to do where holes do not exist
+      for (let done = 0; done < length; done += ZERO_CHUNK.length) {
+        const n = Math.min(ZERO_CHUNK.length, length - done);
+        await writeAll(this.fd, [ZERO_CHUNK.subarray(0, n)], offset + done);
+      }
+    }
+  }
+}
+
+type VectorCall = (
+  fd: number,
+  buffers: readonly NodeJS.ArrayBufferView[],
+  position: number,
+  callback: (error: NodeJS.ErrnoException | null, bytes: number) => void,
+) => void;
+
+function vectorIo(call: VectorCall, fd: number, buffers: Uint8Array[], position: number): Promise<number> {
+  return new Promise((resolve, reject) =>
+    call(fd, buffers, position, (e, n) => (e ? reject(e) : resolve(n))),
+  );
+}
+
+/** pwritev until every byte is written (short writes happen on signals and full disks). */
+async function writeAll(fd: number, buffers: Uint8Array[], position: number): Promise<void> {
+  let rest = buffers;
+  let at = position;
+  while (rest.length > 0) {
+    let n = await vectorIo(writev, fd, rest, at);
+    if (n === 0) throw Object.assign(new Error('write made no progress'), { code: 'EIO' });
+    at += n;
+    const next: Uint8Array[] = [];
+    for (const b of rest) {
+      if (n >= b.length) n -= b.length;
+      else {
+        next.push(n > 0 ? b.subarray(n) : b);
+        n = 0;
+      }
+    }
+    rest = next;
+  }
+}
+
+/** Zeroes the buffers from byte `from` on (a read that met the end of a file that shrank). */
+function zeroFrom(buffers: Uint8Array[], from: number): void {
+  let skip = from;
+  for (const b of buffers) {
+    if (skip >= b.length) {
+      skip -= b.length;
+      continue;
+    }
+    b.fill(0, skip);
+    skip = 0;
+  }
+}
