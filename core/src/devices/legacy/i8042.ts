@@ -1,10 +1,13 @@
-// The PS/2 controller, as far as a PC needs it without a keyboard: the CPU reset line (command
-// 0xFE, or the output port's bit 0), the self tests, the command byte. Keyboard and mouse come later.
+// The PS/2 controller, as far as a PC needs it: the CPU reset line (command 0xFE, or the output
+// port's bit 0), the self tests, the command byte, and with an IRQ line a keyboard that answers the
+// commands Linux's atkbd sends while probing (no keys are ever pressed yet). It is a single-channel
+// controller: no mouse port, so Linux's AUX probe fails quickly instead of timing out on a mouse.
+//
+// The controller's output buffer holds one byte at a time for the guest; later bytes queue behind
+// it. IRQ 1 is high while a keyboard byte waits and the command byte enables its interrupt.
 
 import type { BusDevice } from '../bus.js';
-
-/** Ports 0x60 (data) and 0x64 (status/command) sit 4 apart: register one device per port. */
-export const I8042_DATA_OFFSET = 0;
+import type { IrqLine } from '../irq.js';
 
 const STATUS_OUTPUT_FULL = 0x01;
 const STATUS_SYSTEM_FLAG = 0x04;
@@ -12,10 +15,14 @@ const STATUS_COMMAND = 0x08;
 /** Keyboard not inhibited: without it Linux warns that the keylock is on. */
 const STATUS_UNLOCKED = 0x10;
 
+const CTR_KEYBOARD_INTERRUPT = 0x01;
+const CTR_SYSTEM_FLAG = 0x04;
+const CTR_KEYBOARD_DISABLED = 0x10;
+const CTR_AUX_DISABLED = 0x20;
+const CTR_TRANSLATE = 0x40;
+
 const CMD_READ_COMMAND_BYTE = 0x20;
 const CMD_WRITE_COMMAND_BYTE = 0x60;
-const CMD_DISABLE_AUX = 0xa7;
-const CMD_ENABLE_AUX = 0xa8;
 const CMD_TEST_AUX = 0xa9;
 const CMD_SELF_TEST = 0xaa;
 const CMD_TEST_KEYBOARD = 0xab;
@@ -23,21 +30,54 @@ const CMD_DISABLE_KEYBOARD = 0xad;
 const CMD_ENABLE_KEYBOARD = 0xae;
 const CMD_READ_OUTPUT_PORT = 0xd0;
 const CMD_WRITE_OUTPUT_PORT = 0xd1;
+const CMD_WRITE_KEYBOARD_OUTPUT = 0xd2;
 const CMD_PULSE_RESET = 0xfe;
 
-export class I8042 {
-  private commandByte = 0x61; // translation, system flag, keyboard interrupt
-  private output: number[] = [];
-  private pendingDataCommand: number | undefined;
-  private lastWasCommand = false;
+/** Output port: bit 0 is the CPU reset line (active low), bit 1 the A20 gate. */
+const OUTPUT_PORT_DEFAULT = 0x03;
+/** AUX interface test result "clock line stuck high": there is no mouse port. */
+const AUX_TEST_NO_DEVICE = 0x02;
 
-  constructor(private readonly onReset: () => void) {}
+const KBD_ACK = 0xfa;
+const KBD_RESEND = 0xfe;
+const KBD_BAT_OK = 0xaa;
+const KBD_ECHO = 0xee;
+const KBD_SET_LEDS = 0xed;
+const KBD_SCANCODE_SET = 0xf0;
+const KBD_GET_ID = 0xf2;
+const KBD_SET_TYPEMATIC = 0xf3;
+const KBD_RESET = 0xff;
+
+export interface I8042Options {
+  onReset(): void;
+  /** IRQ 1. With it, a keyboard is attached and answers commands; without it, none is. */
+  keyboardIrq?: IrqLine;
+}
+
+export class I8042 {
+  private commandByte = CTR_KEYBOARD_INTERRUPT | CTR_SYSTEM_FLAG | CTR_AUX_DISABLED | CTR_TRANSLATE;
+  private outputPort = OUTPUT_PORT_DEFAULT;
+  private readonly output: number[] = [];
+  private pendingControllerCommand: number | undefined;
+  private pendingKeyboardCommand: number | undefined;
+  private lastWasCommand = false;
+  private scancodeSet = 2;
+  private irqLevel = false;
+  private readonly options: I8042Options;
+
+  /** `new I8042(onReset)` or `new I8042({ onReset, keyboardIrq })`. */
+  constructor(options: I8042Options | (() => void)) {
+    this.options = typeof options === 'function' ? { onReset: options } : options;
+  }
 
   /** The device for port 0x60. */
   readonly dataPort: BusDevice = {
     read: (_offset, data) => {
       data.fill(0);
       data[0] = this.output.shift() ?? 0;
+      // IRQ 1 is edge-triggered: each queued byte needs a fresh rising edge.
+      this.setIrq(false);
+      this.updateIrq();
     },
     write: (_offset, data) => this.writeData(data[0]!),
   };
@@ -47,7 +87,7 @@ export class I8042 {
     read: (_offset, data) => {
       data.fill(0);
       data[0] =
-        STATUS_SYSTEM_FLAG |
+        (this.commandByte & CTR_SYSTEM_FLAG ? STATUS_SYSTEM_FLAG : 0) |
         STATUS_UNLOCKED |
         (this.output.length > 0 ? STATUS_OUTPUT_FULL : 0) |
         (this.lastWasCommand ? STATUS_COMMAND : 0);
@@ -57,51 +97,115 @@ export class I8042 {
 
   private writeCommand(command: number): void {
     this.lastWasCommand = true;
+    this.pendingControllerCommand = undefined;
     switch (command) {
       case CMD_READ_COMMAND_BYTE:
-        this.output.push(this.commandByte);
+        this.respond(this.commandByte);
         break;
       case CMD_WRITE_COMMAND_BYTE:
       case CMD_WRITE_OUTPUT_PORT:
-        this.pendingDataCommand = command;
+      case CMD_WRITE_KEYBOARD_OUTPUT:
+        this.pendingControllerCommand = command;
         break;
       case CMD_SELF_TEST:
-        this.output.push(0x55);
+        this.respond(0x55);
         break;
       case CMD_TEST_KEYBOARD:
+        this.respond(0x00);
+        break;
       case CMD_TEST_AUX:
-        this.output.push(0x00);
+        this.respond(AUX_TEST_NO_DEVICE);
         break;
       case CMD_READ_OUTPUT_PORT:
-        this.output.push(0x01); // reset line not asserted
+        this.respond(this.outputPort);
         break;
       case CMD_DISABLE_KEYBOARD:
-        this.commandByte |= 0x10;
+        this.commandByte |= CTR_KEYBOARD_DISABLED;
         break;
       case CMD_ENABLE_KEYBOARD:
-        this.commandByte &= ~0x10;
-        break;
-      case CMD_DISABLE_AUX:
-        this.commandByte |= 0x20;
-        break;
-      case CMD_ENABLE_AUX:
-        this.commandByte &= ~0x20;
+        this.commandByte &= ~CTR_KEYBOARD_DISABLED;
         break;
       case CMD_PULSE_RESET:
-        this.onReset();
+        this.options.onReset();
         break;
       default:
-        // 0xF0-0xFF pulse output lines; bit 0 low is the reset line.
-        if (command >= 0xf0 && !(command & 0x01)) this.onReset();
+        // 0xF0-0xFF pulse output-port lines low for 6 us; bit 0 low is the reset line. The AUX
+        // commands (0xA7/0xA8/0xD3/0xD4) belong to a mouse port this controller does not have.
+        if (command >= 0xf0 && !(command & 0x01)) this.options.onReset();
     }
   }
 
   private writeData(value: number): void {
     this.lastWasCommand = false;
-    const command = this.pendingDataCommand;
-    this.pendingDataCommand = undefined;
-    if (command === CMD_WRITE_COMMAND_BYTE) this.commandByte = value;
-    else if (command === CMD_WRITE_OUTPUT_PORT && !(value & 0x01)) this.onReset();
-    // Bytes for a keyboard: none is attached, so nothing answers (the driver times out and moves on).
+    const command = this.pendingControllerCommand;
+    this.pendingControllerCommand = undefined;
+    if (command === CMD_WRITE_COMMAND_BYTE) {
+      // A single-channel controller keeps the AUX-disabled bit set.
+      this.commandByte = value | CTR_AUX_DISABLED;
+      this.updateIrq();
+    } else if (command === CMD_WRITE_OUTPUT_PORT) {
+      this.outputPort = value;
+      if (!(value & 0x01)) this.options.onReset();
+    } else if (command === CMD_WRITE_KEYBOARD_OUTPUT) {
+      this.respond(value);
+    } else if (this.options.keyboardIrq) {
+      this.commandByte &= ~CTR_KEYBOARD_DISABLED; // writing to the keyboard enables its interface
+      this.keyboardCommand(value);
+    }
+    // Without a keyboard nothing answers: the driver times out and carries on.
+  }
+
+  /** A keyboard with no keys pressed: acknowledges commands and answers the identifying ones. */
+  private keyboardCommand(value: number): void {
+    const parameterFor = this.pendingKeyboardCommand;
+    this.pendingKeyboardCommand = undefined;
+    if (parameterFor !== undefined) {
+      this.respond(KBD_ACK);
+      if (parameterFor === KBD_SCANCODE_SET) {
+        if (value === 0) this.respond(this.scancodeSet);
+        else if (value <= 3) this.scancodeSet = value;
+      }
+      return;
+    }
+    switch (value) {
+      case KBD_RESET:
+        this.scancodeSet = 2;
+        this.respond(KBD_ACK);
+        this.respond(KBD_BAT_OK);
+        return;
+      case KBD_GET_ID:
+        this.respond(KBD_ACK);
+        this.respond(0xab);
+        // With translation on, the controller turns the set-2 ID byte 0x83 into 0x41.
+        this.respond(this.commandByte & CTR_TRANSLATE ? 0x41 : 0x83);
+        return;
+      case KBD_ECHO:
+        this.respond(KBD_ECHO);
+        return;
+      case KBD_SET_LEDS:
+      case KBD_SCANCODE_SET:
+      case KBD_SET_TYPEMATIC:
+        this.pendingKeyboardCommand = value;
+        this.respond(KBD_ACK);
+        return;
+      default:
+        this.respond(value >= 0xf4 ? KBD_ACK : KBD_RESEND);
+    }
+  }
+
+  private respond(byte: number): void {
+    this.output.push(byte & 0xff);
+    this.updateIrq();
+  }
+
+  private updateIrq(): void {
+    this.setIrq(this.output.length > 0 && (this.commandByte & CTR_KEYBOARD_INTERRUPT) !== 0);
+  }
+
+  private setIrq(level: boolean): void {
+    const irq = this.options.keyboardIrq;
+    if (!irq || level === this.irqLevel) return;
+    this.irqLevel = level;
+    irq.set(level);
   }
 }
