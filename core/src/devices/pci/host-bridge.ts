@@ -1,92 +1,302 @@
-// PCI configuration mechanism #1 (ports 0xCF8/0xCFC) over bus 0, with the host bridge at 00:00.0.
-// Functions plug in by slot; an empty slot reads all-ones, which is how the guest finds nothing.
+// PCI bus 0 behind a host bridge at 00:00.0, reached two ways that lead to the same functions:
+// configuration mechanism #1 (ports 0xCF8 address / 0xCFC-0xCFF data) and the PCIe ECAM window.
+// Empty slots read all-ones, which is how a guest learns there is nothing there. When the guest
+// programs a BAR and enables decoding, the root maps the BAR's device on the MMIO or port bus.
 
-import { type BusDevice, fillValue, readValue } from '../bus.js';
+import type { Bus, BusDevice } from '../bus.js';
+import { fillValue, readValue } from '../bus.js';
+import {
+  type BarPlacement,
+  COMMAND_IO,
+  COMMAND_MEMORY,
+  PCI_BAR0,
+  PCI_COMMAND,
+  PciConfigSpace,
+  type PciFunction,
+} from './config-space.js';
 
-/** A PCI function's 256-byte configuration space. */
-export interface PciFunction {
-  configRead(offset: number, size: number): number;
-  configWrite(offset: number, size: number, value: number): void;
+export type { BarPlacement, PciFunction } from './config-space.js';
+
+const CONFIG_ENABLE = 0x8000_0000;
+/** 0xCF9 (byte access at offset 1 of the address port): the PIIX/ICH reset control register. */
+const RESET_CONTROL_OFFSET = 1;
+const RESET_CPU = 0x04;
+const RESET_CONTROL_WRITABLE = 0x0e;
+
+/** The host bridge's identity: an Intel 440FX bridge, class 06/00/00, as guests expect at 00:00.0. */
+export const HOST_BRIDGE_IDS = { vendor: 0x8086, device: 0x1237, classCode: 0x06_00_00 } as const;
+
+export interface PciBarMove {
+  slot: number;
+  function: number;
+  index: number;
+  /** undefined: the BAR was not decoding before (or is not any more, for `to`). */
+  from: BarPlacement | undefined;
+  to: BarPlacement | undefined;
 }
 
-const ENABLE = 0x8000_0000;
+export interface PciRootOptions {
+  /** Memory BARs that decode are mapped here. */
+  mmio?: Bus;
+  /** I/O BARs that decode are mapped here. */
+  pio?: Bus;
+  /** The guest asked for a reset through 0xCF9. */
+  onReset?(): void;
+  /** Any BAR of any function moved, appeared or went away. */
+  onBarMove?(move: PciBarMove): void;
+  log?(message: string): void;
+}
 
-/** A read-only config space: identity registers, no BARs (the host bridge, simple functions). */
-export class FixedConfigSpace implements PciFunction {
-  private readonly bytes = new Uint8Array(256);
+/** Address windows firmware would hand out, for `assignResources`. [start, end) each. */
+export interface PciWindows {
+  memory: { start: number; end: number };
+  io?: { start: number; end: number };
+}
 
-  constructor(ids: {
-    vendor: number;
-    device: number;
-    classCode: number;
-    revision?: number;
-    headerType?: number;
-  }) {
-    const view = new DataView(this.bytes.buffer);
-    view.setUint16(0x00, ids.vendor, true);
-    view.setUint16(0x02, ids.device, true);
-    view.setUint8(0x08, ids.revision ?? 0);
-    view.setUint8(0x09, ids.classCode & 0xff);
-    view.setUint16(0x0a, ids.classCode >> 8, true);
-    view.setUint8(0x0e, ids.headerType ?? 0);
-  }
+export interface PciAssignment {
+  slot: number;
+  function: number;
+  index: number;
+  space: 'memory' | 'io';
+  address: number;
+  size: number;
+}
 
-  configRead(offset: number, size: number): number {
-    return readValue(this.bytes.subarray(offset, offset + size));
-  }
-
-  configWrite(): void {
-    // Read-only: the host bridge has nothing a guest may change.
-  }
+interface Mapped {
+  placement: BarPlacement;
+  bus: Bus;
+  device: BusDevice;
 }
 
 export class PciRoot {
   private address = 0;
-  private readonly slots = new Map<number, PciFunction>();
+  private resetControl = 0;
+  /** Keyed by devfn (slot << 3 | function). */
+  private readonly functions = new Map<number, PciFunction>();
+  private readonly mapped = new Map<number, Mapped[]>();
+  private readonly placements = new Map<number, readonly BarPlacement[]>();
+  private readonly log: (message: string) => void;
 
-  constructor() {
-    // Intel 440FX-style host bridge, class 06/00/00, as guests expect at 00:00.0.
-    this.slots.set(0, new FixedConfigSpace({ vendor: 0x8086, device: 0x1237, classCode: 0x060000 }));
+  constructor(private readonly options: PciRootOptions = {}) {
+    this.log = options.log ?? ((message) => console.warn(message));
+    this.functions.set(0, new PciConfigSpace(HOST_BRIDGE_IDS));
   }
 
-  /** Plugs a function into `slot` (1..31) of bus 0. */
-  attach(slot: number, fn: PciFunction): void {
+  /** Plugs a function into `slot` (1..31) of bus 0. Its BARs, if already decoding, are mapped now. */
+  attach(slot: number, fn: PciFunction, functionNumber = 0): void {
     if (!Number.isInteger(slot) || slot < 1 || slot > 31)
       throw new RangeError(`PCI slot ${slot} outside 1..31`);
-    if (this.slots.has(slot)) throw new Error(`PCI slot ${slot} is taken`);
-    this.slots.set(slot, fn);
+    if (!Number.isInteger(functionNumber) || functionNumber < 0 || functionNumber > 7) {
+      throw new RangeError(`PCI function ${functionNumber} outside 0..7`);
+    }
+    const devfn = (slot << 3) | functionNumber;
+    if (this.functions.has(devfn)) throw new Error(`PCI ${slot}.${functionNumber} is taken`);
+    this.functions.set(devfn, fn);
+    this.syncBars(devfn, fn);
   }
 
-  /** The device at 0xCF8: the 32-bit configuration address. */
+  /** The function at bus 0 `slot`.`functionNumber`, if any. */
+  functionAt(slot: number, functionNumber = 0): PciFunction | undefined {
+    return this.functions.get((slot << 3) | functionNumber);
+  }
+
+  /**
+   * Places every BAR of every attached function inside `windows` and enables decoding, as
+   * firmware does before an OS starts: the guest keeps these addresses. Uses the same sizing
+   * protocol a guest would (write all-ones, read back). BARs that do not fit are left at 0.
+   */
+  assignResources(windows: PciWindows): PciAssignment[] {
+    const wanted: (PciAssignment & { register: number; is64: boolean })[] = [];
+    for (const [devfn, fn] of this.functions) {
+      if (devfn === 0) continue;
+      for (let register = 0; register < 6; register++) {
+        const offset = PCI_BAR0 + register * 4;
+        const original = fn.configRead(offset, 4);
+        fn.configWrite(offset, 4, 0xffff_ffff);
+        const probe = fn.configRead(offset, 4);
+        fn.configWrite(offset, 4, original);
+        if (probe === 0) continue;
+        const io = (probe & 1) === 1;
+        const is64 = !io && (probe & 0x6) === 0x4;
+        let size: number;
+        if (io) {
+          size = (~(probe & 0xffff_fffc) + 1) & 0xffff;
+        } else if (is64) {
+          const highOriginal = fn.configRead(offset + 4, 4);
+          fn.configWrite(offset + 4, 4, 0xffff_ffff);
+          const highProbe = fn.configRead(offset + 4, 4);
+          fn.configWrite(offset + 4, 4, highOriginal);
+          size =
+            highProbe === 0xffff_ffff
+              ? ((~(probe & 0xffff_fff0) >>> 0) + 1) % 2 ** 32 || 2 ** 32
+              : ((~highProbe >>> 0) + 1) * 2 ** 32;
+        } else {
+          size = ((~(probe & 0xffff_fff0) >>> 0) + 1) >>> 0;
+        }
+        const base = { slot: devfn >> 3, function: devfn & 7, index: register, register, is64 };
+        wanted.push({ ...base, space: io ? 'io' : 'memory', address: 0, size });
+        if (is64) register++;
+      }
+    }
+    // Largest first: each BAR is aligned to its size, so this packs without holes.
+    wanted.sort((a, b) => b.size - a.size);
+    const next = { memory: windows.memory.start, io: windows.io?.start ?? 0 };
+    const assigned: PciAssignment[] = [];
+    for (const bar of wanted) {
+      const window = bar.space === 'io' ? windows.io : windows.memory;
+      if (!window) continue;
+      const address = Math.ceil(next[bar.space] / bar.size) * bar.size;
+      if (address + bar.size > window.end) {
+        this.log(`pci ${bar.slot}.${bar.function}: BAR ${bar.index} (${bar.size} bytes) does not fit`);
+        continue;
+      }
+      next[bar.space] = address + bar.size;
+      const fn = this.functions.get((bar.slot << 3) | bar.function)!;
+      const offset = PCI_BAR0 + bar.register * 4;
+      fn.configWrite(offset, 4, address % 2 ** 32);
+      if (bar.is64) fn.configWrite(offset + 4, 4, Math.floor(address / 2 ** 32));
+      const command = fn.configRead(PCI_COMMAND, 2);
+      fn.configWrite(PCI_COMMAND, 2, command | (bar.space === 'io' ? COMMAND_IO : COMMAND_MEMORY));
+      this.syncBars((bar.slot << 3) | bar.function, fn);
+      assigned.push({
+        slot: bar.slot,
+        function: bar.function,
+        index: bar.index,
+        space: bar.space,
+        address,
+        size: bar.size,
+      });
+    }
+    return assigned;
+  }
+
+  /** The device at 0xCF8-0xCFB: the 32-bit configuration address (dword), 0xCF9 reset control (byte). */
   readonly addressPort: BusDevice = {
-    read: (offset, data) => fillValue(data, Math.floor(this.address / 2 ** (8 * offset))),
+    read: (offset, data) => {
+      if (data.length === 4 && offset === 0) fillValue(data, this.address);
+      else if (data.length === 1 && offset === RESET_CONTROL_OFFSET) data[0] = this.resetControl;
+      else data.fill(0xff);
+    },
     write: (offset, data) => {
-      if (offset !== 0 || data.length !== 4) return; // only dword writes select an address
-      this.address = readValue(data) >>> 0;
+      if (data.length === 4 && offset === 0) {
+        this.address = (readValue(data) & 0x80ff_fffc) >>> 0;
+      } else if (data.length === 1 && offset === RESET_CONTROL_OFFSET) {
+        this.resetControl = data[0]! & RESET_CONTROL_WRITABLE;
+        if (data[0]! & RESET_CPU) this.options.onReset?.();
+      }
+      // Other byte and word accesses go to ISA on real chipsets: nothing answers.
     },
   };
 
   /** The device at 0xCFC-0xCFF: the selected register, any size at any byte offset. */
   readonly dataPort: BusDevice = {
-    read: (offset, data) => fillValue(data, this.access(offset, data.length, undefined)),
+    read: (offset, data) => {
+      const target = this.mechanism1Target(offset, data.length);
+      fillValue(data, target ? this.readFunction(target.devfn, target.register, data.length) : -1);
+    },
     write: (offset, data) => {
-      this.access(offset, data.length, readValue(data));
+      const target = this.mechanism1Target(offset, data.length);
+      if (target) this.writeFunction(target.devfn, target.register, data.length, readValue(data));
     },
   };
 
-  private access(offset: number, size: number, value: number | undefined): number {
-    const allOnes = 2 ** (8 * size) - 1;
+  /** The device for the ECAM window (PCIE_ECAM): bus << 20 | slot << 15 | function << 12 | register. */
+  readonly ecam: BusDevice = {
+    read: (offset, data) => {
+      if (data.length === 8) {
+        this.ecam.read(offset, data.subarray(0, 4));
+        this.ecam.read(offset + 4, data.subarray(4, 8));
+        return;
+      }
+      const target = this.ecamTarget(offset, data.length);
+      fillValue(data, target ? this.readFunction(target.devfn, target.register, data.length) : -1);
+    },
+    write: (offset, data) => {
+      if (data.length === 8) {
+        this.ecam.write(offset, data.subarray(0, 4));
+        this.ecam.write(offset + 4, data.subarray(4, 8));
+        return;
+      }
+      const target = this.ecamTarget(offset, data.length);
+      if (target) this.writeFunction(target.devfn, target.register, data.length, readValue(data));
+    },
+  };
+
+  private mechanism1Target(offset: number, size: number): { devfn: number; register: number } | undefined {
     const address = this.address;
-    if (!(address & ENABLE)) return allOnes;
-    const bus = (address >>> 16) & 0xff;
-    const slot = (address >>> 11) & 0x1f;
-    const fn = (address >>> 8) & 0x07;
+    if (!(address & CONFIG_ENABLE)) return undefined;
+    if ((address >>> 16) & 0xff) return undefined; // only bus 0 exists
     const register = (address & 0xfc) + offset;
-    if (register + size > 256 || bus !== 0 || fn !== 0) return allOnes;
-    const target = this.slots.get(slot);
-    if (!target) return allOnes;
-    if (value === undefined) return target.configRead(register, size);
-    target.configWrite(register, size, value);
-    return 0;
+    if (register + size > 256) return undefined;
+    return { devfn: (address >>> 8) & 0xff, register };
   }
+
+  private ecamTarget(offset: number, size: number): { devfn: number; register: number } | undefined {
+    if (offset >= 1 << 20) return undefined; // only bus 0 exists
+    const register = offset & 0xfff;
+    if (register + size > 0x1000) return undefined;
+    return { devfn: (offset >>> 12) & 0xff, register };
+  }
+
+  private readFunction(devfn: number, register: number, size: number): number {
+    const fn = this.functions.get(devfn);
+    if (!fn) return -1;
+    // Past a conventional function's 256 bytes: no extended capabilities (a zero header ends the list).
+    if (register + size > (fn.configSize ?? 256)) return 0;
+    if (register % size === 0) return fn.configRead(register, size);
+    // An unaligned access (a word at 0xCFD, say) reaches the function as single bytes.
+    let value = 0;
+    for (let i = size - 1; i >= 0; i--) value = value * 256 + fn.configRead(register + i, 1);
+    return value;
+  }
+
+  private writeFunction(devfn: number, register: number, size: number, value: number): void {
+    const fn = this.functions.get(devfn);
+    if (!fn || register + size > (fn.configSize ?? 256)) return;
+    if (register % size === 0) fn.configWrite(register, size, value);
+    else for (let i = 0; i < size; i++) fn.configWrite(register + i, 1, Math.floor(value / 256 ** i) & 0xff);
+    this.syncBars(devfn, fn);
+  }
+
+  /** Maps, moves or unmaps the function's BARs on the buses to match where they decode now. */
+  private syncBars(devfn: number, fn: PciFunction): void {
+    if (!fn.barPlacements) return;
+    const placements = fn.barPlacements();
+    const before = this.mapped.get(devfn) ?? [];
+    const beforePlacements = this.placements.get(devfn) ?? [];
+    this.placements.set(devfn, placements);
+    const kept: Mapped[] = [];
+    for (const m of before) {
+      if (placements.some((p) => samePlacement(p, m.placement))) kept.push(m);
+      else m.bus.unregister(m.placement.address, m.device);
+    }
+    for (const placement of placements) {
+      if (before.some((m) => samePlacement(placement, m.placement))) continue;
+      const bus = placement.space === 'io' ? this.options.pio : this.options.mmio;
+      const device = placement.device;
+      if (!bus || !device) continue;
+      const name = `pci-${devfn >> 3}.${devfn & 7}-bar${placement.index}`;
+      const clash = bus.overlapping(placement.address, placement.address + placement.size);
+      if (clash) {
+        this.log(`${name} at 0x${placement.address.toString(16)} overlaps ${clash.name}: left unmapped`);
+        continue;
+      }
+      bus.register(placement.address, placement.size, device, name);
+      kept.push({ placement, bus, device });
+    }
+    this.mapped.set(devfn, kept);
+    const onBarMove = this.options.onBarMove;
+    if (!onBarMove) return;
+    const indexes = new Set([...beforePlacements, ...placements].map((p) => p.index));
+    for (const index of indexes) {
+      const from = beforePlacements.find((p) => p.index === index);
+      const to = placements.find((p) => p.index === index);
+      if (from && to && samePlacement(from, to)) continue;
+      onBarMove({ slot: devfn >> 3, function: devfn & 7, index, from, to });
+    }
+  }
+}
+
+function samePlacement(a: BarPlacement, b: BarPlacement): boolean {
+  return a.index === b.index && a.address === b.address && a.size === b.size && a.device === b.device;
 }
