@@ -148,10 +148,12 @@ export class ApiServer {
         lines = splitter.push(chunk);
       } catch (error) {
         if (!(error instanceof MessageTooLargeError)) throw error;
-        send(errorResponse(null, { code: ErrorCode.messageTooLarge, message: error.message }));
         // The rest of the oversized line cannot be told apart from the next message: hang up.
-        socket.end();
         socket.pause();
+        socket.write(
+          encodeMessage(errorResponse(null, { code: ErrorCode.messageTooLarge, message: error.message })),
+          () => socket.destroy(),
+        );
         return;
       }
       for (const line of lines) {

@@ -22,12 +22,7 @@ import {
   type VmStatus,
 } from '../api/schema.js';
 import type { MachineConfig } from '../machine/config.js';
-import {
-  encodeLaunch,
-  type HostCommand,
-  type HostExit,
-  type HostMessage,
-} from '../vmhost/protocol.js';
+import { encodeLaunch, type HostCommand, type HostExit, type HostMessage } from '../vmhost/protocol.js';
 import { writeFileAtomic } from './atomic-file.js';
 import { ByteRing } from './byte-ring.js';
 import type { VmLibrary } from './library.js';
@@ -293,7 +288,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
         const link = new HostLink(id);
         vm.link = link;
         try {
-          await this.connectLink(link, socketPath, undefined, 2000);
+          await this.connectLink(link, socketPath, undefined, 0);
           this.log(`${id}: reattached to VM host ${link.pid}`);
           continue;
         } catch {
@@ -439,7 +434,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       try {
         socket = await tryConnect(socketPath);
       } catch (error) {
-        if (Date.now() > deadline) {
+        if (Date.now() >= deadline) {
           throw new ApiError(
             ErrorCode.startFailed,
             `the VM host did not open its socket: ${(error as Error).message}`,
@@ -450,7 +445,10 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     }
     link.socket = socket;
     const hello = new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error('the VM host did not say hello')), timeoutMs);
+      const timer = setTimeout(
+        () => reject(new Error('the VM host did not say hello')),
+        Math.max(timeoutMs, 2000),
+      );
       this.wireSocket(link, socket, childExit, () => {
         clearTimeout(timer);
         resolve();
@@ -579,7 +577,7 @@ function describeProcessEnd(exit: { code: number | null; signal: NodeJS.Signals 
 }
 
 function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms).unref());
+  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 function tryConnect(path: string): Promise<Socket> {

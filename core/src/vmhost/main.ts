@@ -8,7 +8,7 @@ import { createServer, type Socket } from 'node:net';
 import { dirname } from 'node:path';
 import { encodeMessage, LineSplitter } from '../api/framing.js';
 import { ErrorCode, MAX_MESSAGE_BYTES } from '../api/schema.js';
-import { Machine, type MachineExit, MachineInputError } from '../machine/machine.js';
+import type { Machine, MachineExit, MachineIo } from '../machine/machine.js';
 import { writeFileAtomic } from '../manager/atomic-file.js';
 import { ByteRing } from '../manager/byte-ring.js';
 import {
@@ -26,10 +26,30 @@ interface Pausable {
   resume?: () => void;
 }
 
+type HostedMachine = Pick<Machine, 'run' | 'sendConsoleInput' | 'pressPowerButton' | 'stop'> & Pausable;
+
+interface MachineFactory {
+  create(config: HostLaunch['config'], io: MachineIo): Promise<HostedMachine>;
+  isInputError(error: unknown): boolean;
+}
+
+/** The real Machine, or the test stand-in when VIREO_FAKE_MACHINE=1 (loaded lazily: no KVM addon). */
+async function machineFactory(): Promise<MachineFactory> {
+  if (process.env.VIREO_FAKE_MACHINE === '1') {
+    const { FakeMachine } = await import('./fake-machine.js');
+    return { create: (config, io) => FakeMachine.create(config, io), isInputError: () => true };
+  }
+  const { Machine, MachineInputError } = await import('../machine/machine.js');
+  return {
+    create: (config, io) => Machine.create(config, io),
+    isInputError: (error) => error instanceof MachineInputError,
+  };
+}
+
 class VmHost {
   private readonly history: ByteRing;
   private state: HostVmState = 'starting';
-  private machine: Machine | undefined;
+  private machine: HostedMachine | undefined;
   private connection: Socket | undefined;
   private started = false;
   private ending = false;
@@ -132,7 +152,7 @@ class VmHost {
         this.machine.pressPowerButton();
         return;
       case 'pause': {
-        const machine = this.machine as (Machine & Pausable) | undefined;
+        const machine = this.machine;
         if (!machine || this.state !== 'running') throw codedError(ErrorCode.invalidState, 'not running');
         if (typeof machine.pause !== 'function') {
           throw codedError(ErrorCode.notSupported, 'pause is not supported by this VMM yet');
@@ -142,7 +162,7 @@ class VmHost {
         return;
       }
       case 'resume': {
-        const machine = this.machine as (Machine & Pausable) | undefined;
+        const machine = this.machine;
         if (!machine || this.state !== 'paused') throw codedError(ErrorCode.invalidState, 'not paused');
         if (typeof machine.resume !== 'function') {
           throw codedError(ErrorCode.notSupported, 'resume is not supported by this VMM yet');
@@ -167,8 +187,9 @@ class VmHost {
   private async start(): Promise<void> {
     if (this.started) return;
     this.started = true;
+    const factory = await machineFactory();
     try {
-      this.machine = await Machine.create(this.launch.config, {
+      this.machine = await factory.create(this.launch.config, {
         onConsoleOutput: (bytes) => {
           this.history.push(bytes);
           this.send({ type: 'console', data: Buffer.from(bytes).toString('base64') });
@@ -177,7 +198,7 @@ class VmHost {
       });
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);
-      const kind = error instanceof MachineInputError ? 'invalid VM inputs' : 'cannot create the VM';
+      const kind = factory.isInputError(error) ? 'invalid VM inputs' : 'cannot create the VM';
       this.log(`${kind}: ${message}`);
       this.end({ reason: 'start-failed', message: `${kind}: ${message}` });
       throw codedError(ErrorCode.startFailed, `${kind}: ${message}`);
@@ -204,7 +225,8 @@ class VmHost {
       process.stderr.write(`cannot write the exit record: ${(error as Error).message}\n`);
     }
     this.log(`VM ended: ${exit.reason}${'message' in exit ? ` (${exit.message})` : ''}`);
-    this.send({ type: 'exit', exit, at });
+    // After the reply to a command that ended the VM (console input "poweroff", stop) goes out.
+    setImmediate(() => this.send({ type: 'exit', exit, at }));
     const leave = () => {
       rmSync(this.launch.socket, { force: true });
       process.exit(0);
