@@ -45,3 +45,32 @@ test('refuses overlaps and re-registers after unregister', () => {
   assert.equal(bus.read(0x2004, new Uint8Array(4)), true);
   assert.deepEqual(bus.describe(), [{ name: 'bar0', base: 0x2000, length: 0x100 }]);
 });
+
+test('a removed mapping is not answered from the lookup cache; addresses above 4 GiB work', () => {
+  const bus = new Bus();
+  const dev = recorder();
+  const base = 0x1_c000_0000;
+  bus.register(base, 0x4000, dev, 'bar0');
+  bus.register(0xc000_0000, 0x1000, recorder(), 'bar1');
+  const data = new Uint8Array(8);
+  assert.equal(bus.read(base + 0x10, data), true, 'an 8-byte access');
+  assert.equal(readValue(data.subarray(0, 4)), 0x110);
+  assert.equal(bus.read(base + 0x20, new Uint8Array(4)), true, 'second access: cached mapping');
+  bus.unregister(base, dev);
+  const untouched = Uint8Array.of(1, 2, 3, 4);
+  assert.equal(bus.read(base + 0x20, untouched), false);
+  assert.deepEqual([...untouched], [1, 2, 3, 4], 'unclaimed reads leave the buffer to the caller');
+  assert.equal(bus.read(0xc000_0ffc, new Uint8Array(4)), true);
+});
+
+test('mappings registered out of order are found by binary search', () => {
+  const bus = new Bus();
+  const bases = [0x70, 0x3f8, 0x60, 0xcf8, 0x64, 0x600, 0x604, 0x608, 0xcfc];
+  for (const b of bases) bus.register(b, b === 0x3f8 ? 8 : 4, recorder(), `at${b.toString(16)}`);
+  assert.deepEqual(
+    bus.describe().map((m) => m.base),
+    [...bases].sort((a, b) => a - b),
+  );
+  for (const b of bases) assert.equal(bus.write(b + 1, Uint8Array.of(0)), true, `0x${b.toString(16)}`);
+  assert.equal(bus.read(0x68, new Uint8Array(1)), false);
+});
