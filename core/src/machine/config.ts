@@ -12,6 +12,16 @@ export const MAX_CPUS = 255;
 export const CpuProfileName = z.enum(['auto', 'host', 'emulation-safe']);
 export type CpuProfileName = z.infer<typeof CpuProfileName>;
 
+export const DiskConfig = z.object({
+  path: z.string().min(1, 'a disk image path is required'),
+  readOnly: z.boolean().default(false),
+});
+export type DiskConfig = z.infer<typeof DiskConfig>;
+
+/** Where the terminal's console is: the 8250 UART (ttyS0) or virtio-console (hvc0). */
+export const ConsoleKind = z.enum(['serial', 'virtio']);
+export type ConsoleKind = z.infer<typeof ConsoleKind>;
+
 export const MachineConfig = z.object({
   kernel: z.string().min(1, 'a kernel image path is required'),
   initrd: z.string().min(1).optional(),
@@ -23,6 +33,9 @@ export const MachineConfig = z.object({
     .refine((n) => n % (2 * MIB) === 0, 'memory must be a multiple of 2M'),
   cpus: z.number().int().min(1, 'at least 1 CPU').max(MAX_CPUS, `at most ${MAX_CPUS} CPUs`),
   cpuProfile: CpuProfileName.default('auto'),
+  /** virtio-blk disks, in order: /dev/vda, /dev/vdb, ... */
+  disks: z.array(DiskConfig).default([]),
+  console: ConsoleKind.default('serial'),
 });
 export type MachineConfig = z.infer<typeof MachineConfig>;
 

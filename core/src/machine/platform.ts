@@ -8,6 +8,13 @@ import { I8042 } from '../devices/legacy/i8042.js';
 import { CmosRtc } from '../devices/legacy/rtc.js';
 import { Uart8250 } from '../devices/legacy/uart8250.js';
 import { PciRoot } from '../devices/pci/host-bridge.js';
+import { KvmMsiSink, MsiRoutes } from '../devices/pci/kvm-msi.js';
+import { VirtioBlock } from '../devices/virtio/block/device.js';
+import { VirtioConsole } from '../devices/virtio/console/device.js';
+import type { VirtioDevice } from '../devices/virtio/pci/device.js';
+import { KvmKicks } from '../devices/virtio/pci/kvm-kicks.js';
+import { VirtioPciTransport } from '../devices/virtio/pci/transport.js';
+import { VirtioRng } from '../devices/virtio/rng/device.js';
 import type { Vm } from '../kvm/kvm.js';
 import { defaultIrqchipRoutes } from '../kvm/structs.js';
 import type { GuestMemory } from '../memory/guest-memory.js';
@@ -15,6 +22,8 @@ import { PM1_CNT_LENGTH, PM1_EVT_LENGTH } from '../x86/acpi/tables.js';
 import {
   IRQ_ACPI_SCI,
   IRQ_COM1,
+  PCI_MMIO32_END,
+  PCI_MMIO32_START,
   PORT_ACPI_PM_TIMER,
   PORT_ACPI_PM1A_CONTROL,
   PORT_ACPI_PM1A_EVENT,
@@ -25,15 +34,30 @@ import {
   PORT_PCI_CONFIG_DATA,
   PORT_RTC,
 } from '../x86/layout.js';
+import type { ConsoleKind, DiskConfig } from './config.js';
 
 export interface PlatformIo {
   onConsoleOutput(bytes: Uint8Array): void;
+  log?(line: string): void;
+}
+
+/** The virtio devices on PCI bus 0 (virtio-rng is always there). */
+export interface PlatformDevices {
+  disks?: readonly DiskConfig[];
+  /** 'virtio': terminal input goes to hvc0 (output of both consoles still reaches the terminal). */
+  console?: ConsoleKind;
+}
+
+/** The IOAPIC pin a slot's INTA# drives (the swizzle firmware tables must describe): GSI 16..19. */
+export function pciIntxGsi(slot: number): number {
+  return 16 + ((slot - 1) % 4);
 }
 
 export interface Platform {
   pio: Bus;
   mmio: Bus;
   pci: PciRoot;
+  virtio: readonly VirtioPciTransport[];
   sendConsoleInput(bytes: Uint8Array): void;
   pressPowerButton(): void;
   onPowerOff(handler: () => void): void;
@@ -47,9 +71,17 @@ function kvmIrqLine(vm: Vm, gsi: number): IrqLine {
   return { set: (level) => vm.irqLine(gsi, level) };
 }
 
-export function createPlatform(vm: Vm, _memory: GuestMemory, io: PlatformIo): Platform {
+export function createPlatform(
+  vm: Vm,
+  memory: GuestMemory,
+  io: PlatformIo,
+  devices: PlatformDevices = {},
+): Platform {
+  const log = (line: string) => (io.log ? io.log(line) : process.stderr.write(`vireo: ${line}\n`));
   // ISA IRQ 0 enters the IOAPIC at pin 2, as the MADT's interrupt source override tells the guest.
-  vm.setGsiRouting(defaultIrqchipRoutes());
+  // MSI-X vectors of PCI devices get routes above those as the guest programs them.
+  const msiRoutes = new MsiRoutes(vm, defaultIrqchipRoutes());
+  vm.setGsiRouting(msiRoutes.routes());
 
   let powerOff = () => {};
   let reset = () => {};
@@ -73,9 +105,42 @@ export function createPlatform(vm: Vm, _memory: GuestMemory, io: PlatformIo): Pl
   pio.register(PORT_ACPI_PM1A_CONTROL, PM1_CNT_LENGTH, pm.controlBlock, 'acpi-pm1a-control');
   pio.register(PORT_ACPI_PM_TIMER, 4, pm.timer, 'acpi-pm-timer');
 
-  const pci = new PciRoot();
+  const pci = new PciRoot({ mmio, pio, log });
   pio.register(PORT_PCI_CONFIG_ADDRESS, 4, pci.addressPort, 'pci-config-address');
   pio.register(PORT_PCI_CONFIG_DATA, 4, pci.dataPort, 'pci-config-data');
+
+  // virtio devices: kicks through ioeventfds, interrupts through MSI-X irqfds (INTx as fallback).
+  const kicks = new KvmKicks(vm);
+  const virtio: VirtioPciTransport[] = [];
+  const msiSinks: KvmMsiSink[] = [];
+  const addVirtio = (device: VirtioDevice) => {
+    const slot = virtio.length + 1;
+    const msi = new KvmMsiSink(vm, msiRoutes);
+    const gsi = pciIntxGsi(slot);
+    const transport = new VirtioPciTransport(device, {
+      memory,
+      msi,
+      intx: kvmIrqLine(vm, gsi),
+      intxLine: gsi,
+      kicks,
+      log,
+    });
+    pci.attach(slot, transport.config);
+    virtio.push(transport);
+    msiSinks.push(msi);
+  };
+  (devices.disks ?? []).forEach((disk, index) => {
+    const name = `vd${String.fromCharCode(0x61 + index)}`;
+    addVirtio(new VirtioBlock({ path: disk.path, readOnly: disk.readOnly, name, serial: `vireo-${name}` }));
+  });
+  const virtioConsole =
+    devices.console === 'virtio'
+      ? new VirtioConsole({ onOutput: (bytes) => io.onConsoleOutput(bytes) })
+      : undefined;
+  if (virtioConsole) addVirtio(virtioConsole);
+  addVirtio(new VirtioRng());
+  // Firmware's job on a PC: place the BARs and turn decoding on, so the guest finds them ready.
+  pci.assignResources({ memory: { start: PCI_MMIO32_START, end: PCI_MMIO32_END } });
 
   // Ports guests poke on every PC and that need no model: POST codes and the PIC's ELCR are
   // handled in the kernel or harmless; 0x80 is a delay port.
@@ -85,8 +150,10 @@ export function createPlatform(vm: Vm, _memory: GuestMemory, io: PlatformIo): Pl
     pio,
     mmio,
     pci,
+    virtio,
     sendConsoleInput: (bytes) => {
-      uart.receive(bytes);
+      if (virtioConsole) virtioConsole.receive(bytes);
+      else uart.receive(bytes);
     },
     pressPowerButton: () => pm.pressPowerButton(),
     onPowerOff: (handler) => {
@@ -95,6 +162,10 @@ export function createPlatform(vm: Vm, _memory: GuestMemory, io: PlatformIo): Pl
     onReset: (handler) => {
       reset = handler;
     },
-    close: () => uart.flush(),
+    close: () => {
+      uart.flush();
+      for (const transport of virtio) transport.close();
+      for (const msi of msiSinks) msi.close();
+    },
   };
 }

@@ -17,10 +17,18 @@ interface RunFlags {
   memory: string;
   cpus: string;
   cpuProfile: string;
+  disk: string[];
+  console: string;
 }
 
 /** The command line the built-in default guest boots with. */
 export const DEFAULT_GUEST_CMDLINE = 'console=ttyS0 panic=-1';
+/** With --console virtio: kernel messages on both, /dev/console (the last one) on hvc0. */
+export const DEFAULT_GUEST_CMDLINE_VIRTIO_CONSOLE = 'console=ttyS0 console=hvc0 panic=-1';
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
 
 export function registerRunCommand(program: Command): void {
   program
@@ -35,6 +43,13 @@ export function registerRunCommand(program: Command): void {
     .option('--memory <size>', 'guest memory, e.g. 512M or 2G', '512M')
     .option('--cpus <n>', 'number of virtual CPUs', '1')
     .option('--cpu-profile <name>', 'CPUID profile: auto, host or emulation-safe', 'auto')
+    .option(
+      '--disk <path[,readonly]>',
+      'a raw disk image as virtio-blk (/dev/vda, vdb, ... in order); repeatable',
+      collect,
+      [],
+    )
+    .option('--console <kind>', 'the terminal console: serial (ttyS0) or virtio (hvc0)', 'serial')
     .addHelpText(
       'after',
       '\nWith no --kernel, boots the built-in default guest (a small Linux with a busybox shell).\n' +
@@ -57,6 +72,27 @@ function checkReadableFile(what: string, path: string): void {
   }
 }
 
+/** `PATH[,readonly]` (also `ro`): the image must exist, and be writable unless read-only. */
+export function parseDisk(spec: string): { path: string; readOnly: boolean } {
+  const parts = spec.split(',');
+  let readOnly = false;
+  while (parts.length > 1 && ['readonly', 'ro'].includes(parts.at(-1)!)) {
+    parts.pop();
+    readOnly = true;
+  }
+  const path = parts.join(',');
+  if (path === '') throw usageError(`--disk '${spec}': no image path`);
+  try {
+    accessSync(path, readOnly ? constants.R_OK : constants.R_OK | constants.W_OK);
+    if (!statSync(path).isFile()) throw usageError(`--disk '${path}' is not a regular file`);
+  } catch (error) {
+    if (error instanceof CliError) throw error;
+    const code = (error as NodeJS.ErrnoException).code ?? 'unknown error';
+    throw usageError(`--disk: cannot ${readOnly ? 'read' : 'read and write'} '${path}': ${code}`);
+  }
+  return { path, readOnly };
+}
+
 function parseCpus(text: string): number {
   if (!/^\d+$/.test(text)) throw usageError(`--cpus: '${text}' is not a whole number`);
   return Number(text);
@@ -69,10 +105,15 @@ export function resolveConfig(flags: RunFlags): MachineConfig {
     if (!material) throw new CliError('the built-in default guest is not built yet: run scripts/setup first');
     kernel = material.defaultGuest.kernel;
     initrd ??= material.defaultGuest.initrd;
-    append ??= DEFAULT_GUEST_CMDLINE;
+    append ??= flags.console === 'virtio' ? DEFAULT_GUEST_CMDLINE_VIRTIO_CONSOLE : DEFAULT_GUEST_CMDLINE;
   }
   checkReadableFile('kernel', kernel);
   if (initrd !== undefined) checkReadableFile('initrd', initrd);
+
+  const disks = (flags.disk ?? []).map(parseDisk);
+  if (flags.console !== 'serial' && flags.console !== 'virtio') {
+    throw usageError(`--console: '${flags.console}' is not serial or virtio`);
+  }
 
   let memoryBytes: number;
   try {
@@ -93,6 +134,8 @@ export function resolveConfig(flags: RunFlags): MachineConfig {
     memoryBytes,
     cpus: parseCpus(flags.cpus),
     cpuProfile: flags.cpuProfile,
+    disks,
+    console: flags.console,
   });
   if (!parsed.success) throw usageError(describeIssues(parsed.error));
   return parsed.data;
