@@ -1,7 +1,10 @@
 // The `vireo` command.
 
 import { Command, CommanderError } from 'commander';
+import { registerConsoleCommand } from './commands/console.js';
+import { registerDaemonCommand } from './commands/daemon.js';
 import { registerRunCommand } from './commands/run.js';
+import { registerVmCommands } from './commands/vm.js';
 import { CliError, ExitCode } from './errors.js';
 
 export function buildProgram(): Command {
@@ -11,6 +14,9 @@ export function buildProgram(): Command {
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
   registerRunCommand(program);
+  registerVmCommands(program);
+  registerConsoleCommand(program);
+  registerDaemonCommand(program);
   return program;
 }
 

@@ -100,6 +100,7 @@ export async function startTestDaemon(
     },
     async cleanup() {
       if (child.exitCode === null && child.signalCode === null) await daemon.kill();
+      killDaemonOf(root);
       killVmHosts(root);
       rmSync(root, { recursive: true, force: true });
     },
@@ -128,5 +129,15 @@ export function killVmHosts(root: string): void {
         // Gone.
       }
     }
+  }
+}
+
+/** The daemon whose lock file is under `root`, if any is left (a test that failed half-way). */
+export function killDaemonOf(root: string): void {
+  try {
+    const pid = Number(readFileSync(join(root, 'run', 'vireo', 'daemon.pid'), 'utf8'));
+    if (pid > 0) process.kill(pid, 'SIGKILL');
+  } catch {
+    // No daemon left.
   }
 }

@@ -1,0 +1,184 @@
+// The VM commands as a person or a script runs them: the real `vireo` binary against a daemon it
+// starts on demand (VM hosts run the fake machine, so no KVM is needed).
+
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { VIREO_BIN } from '../../../../tests/support/vireo-process.js';
+import { killDaemonOf, killVmHosts, testEnv } from '../../daemon/test-daemon.js';
+
+let root: string;
+let env: NodeJS.ProcessEnv;
+
+function vireo(...args: string[]): { status: number | null; stdout: string; stderr: string } {
+  const result = spawnSync(process.execPath, [VIREO_BIN, ...args], {
+    env,
+    encoding: 'utf8',
+    timeout: 30_000,
+  });
+  return { status: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+function daemonPid(): number {
+  return Number(readFileSync(join(root, 'run', 'vireo', 'daemon.pid'), 'utf8'));
+}
+
+describe('vireo VM commands', { timeout: 120_000 }, () => {
+  before(() => {
+    root = mkdtempSync(join(tmpdir(), 'vireo-cli-'));
+    env = testEnv(root, { VIREO_FAKE_MACHINE: '1' });
+    writeFileSync(join(root, 'kernel'), 'fake');
+  });
+  after(() => {
+    killDaemonOf(root);
+    killVmHosts(root);
+    rmSync(root, { recursive: true, force: true });
+  });
+
+  test('the first command starts the daemon; list of an empty library', () => {
+    const result = vireo('list');
+    assert.equal(result.status, 0, result.stderr);
+    assert.match(result.stdout, /no VMs yet/);
+    assert.ok(daemonPid() > 0);
+    assert.deepEqual(JSON.parse(vireo('list', '--json').stdout), { vms: [], invalid: [] });
+  });
+
+  test('create, list, inspect, edit with --json and exit codes', () => {
+    const created = vireo(
+      'create',
+      'alpha',
+      '--kernel',
+      join(root, 'kernel'),
+      '--cpus',
+      '2',
+      '--memory',
+      '256M',
+      '--json',
+    );
+    assert.equal(created.status, 0, created.stderr);
+    const info = JSON.parse(created.stdout);
+    assert.equal(info.spec.id, 'alpha');
+    assert.equal(info.spec.memoryBytes, 256 * 1024 * 1024);
+    assert.equal(info.spec.boot.kernel, join(root, 'kernel'));
+
+    const table = vireo('list').stdout;
+    assert.match(table, /^NAME +ID +STATE/m);
+    assert.match(table, /^alpha +alpha +stopped +2 +256M/m);
+
+    assert.equal(vireo('create', 'alpha').status, 2, 'a taken name is a usage error');
+    const bad = vireo('create', 'beta', '--memory', '3M');
+    assert.equal(bad.status, 2);
+    assert.match(bad.stderr, /memoryBytes: memory must be at least 32M/);
+    const badJson = vireo('create', 'beta', '--cpus', '0', '--json');
+    assert.equal(JSON.parse(badJson.stdout).error.name, 'invalidParams');
+
+    const edited = vireo('edit', 'alpha', '--cpus', '3', '--append', 'console=ttyS0', '--json');
+    assert.equal(edited.status, 0, edited.stderr);
+    assert.equal(JSON.parse(edited.stdout).spec.cpus, 3);
+    assert.equal(JSON.parse(edited.stdout).spec.boot.cmdline, 'console=ttyS0');
+
+    const inspect = vireo('inspect', 'alpha');
+    assert.match(inspect.stdout, /cpus: +3/);
+    assert.match(inspect.stdout, /cmdline: +console=ttyS0/);
+    assert.equal(vireo('inspect', 'nope').status, 3);
+  });
+
+  test('edit with no options opens $EDITOR on the settings', () => {
+    const editor = join(root, 'editor.sh');
+    writeFileSync(editor, '#!/bin/sh\nsed -i \'s/"cpus": 3/"cpus": 5/\' "$1"\n', { mode: 0o755 });
+    const result = spawnSync(process.execPath, [VIREO_BIN, 'edit', 'alpha', '--json'], {
+      env: { ...env, EDITOR: editor, VISUAL: '' },
+      encoding: 'utf8',
+    });
+    assert.equal(result.status, 0, result.stderr);
+    assert.equal(JSON.parse(result.stdout).spec.cpus, 5);
+  });
+
+  test('start, console (type, detach with Ctrl-A d), stop, delete', async () => {
+    assert.equal(vireo('console', 'alpha').status, 4, 'a stopped VM has no console');
+    const started = vireo('start', 'alpha');
+    assert.equal(started.status, 0, started.stderr);
+    assert.match(started.stdout, /alpha: running/);
+    assert.equal(vireo('start', 'alpha').status, 4, 'already running');
+    assert.equal(vireo('delete', 'alpha').status, 4, 'cannot delete a running VM');
+
+    const child = spawn(process.execPath, [VIREO_BIN, 'console', 'alpha'], { env });
+    let output = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      output += chunk.toString();
+    });
+    child.stderr.on('data', (chunk: Buffer) => {
+      output += chunk.toString();
+    });
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    const waitFor = async (pattern: RegExp) => {
+      const deadline = Date.now() + 10_000;
+      while (!pattern.test(output)) {
+        if (Date.now() > deadline) assert.fail(`no ${pattern} in:\n${output}`);
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+    };
+    await waitFor(/fake# /);
+    child.stdin.write('echo from the cli\r');
+    await waitFor(/echo from the cli/);
+    child.stdin.write('\x01d');
+    assert.equal(await exited, 0);
+    assert.match(output, /detached; alpha keeps running/);
+    assert.match(vireo('list').stdout, /alpha +alpha +running/);
+
+    const paused = vireo('pause', 'alpha', '--json');
+    assert.equal(JSON.parse(paused.stdout).status.state, 'paused');
+    assert.equal(vireo('resume', 'alpha').status, 0);
+
+    const stopped = vireo('stop', 'alpha', '--json');
+    assert.equal(stopped.status, 0, stopped.stderr);
+    assert.equal(JSON.parse(stopped.stdout).status.lastExit.reason, 'poweroff');
+    assert.equal(vireo('stop', 'alpha').status, 4, 'already stopped');
+
+    const deleted = vireo('delete', 'alpha', '--json');
+    assert.deepEqual(JSON.parse(deleted.stdout), { id: 'alpha' });
+    assert.equal(vireo('inspect', 'alpha').status, 3);
+  });
+
+  test('the console ends when the VM stops', async () => {
+    assert.equal(vireo('create', 'gamma', '--kernel', join(root, 'kernel'), '--start').status, 0);
+    const child = spawn(process.execPath, [VIREO_BIN, 'console', 'gamma', '--no-history'], { env });
+    let output = '';
+    child.stderr.on('data', (chunk: Buffer) => {
+      output += chunk.toString();
+    });
+    child.stdout.on('data', (chunk: Buffer) => {
+      output += chunk.toString();
+    });
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    child.stdin.write('poweroff\r');
+    assert.equal(await exited, 0);
+    assert.match(output, /gamma stopped \(poweroff\)/);
+  });
+
+  test('every command has help', () => {
+    for (const command of [
+      'list',
+      'create',
+      'start',
+      'stop',
+      'pause',
+      'resume',
+      'reset',
+      'console',
+      'inspect',
+      'edit',
+      'delete',
+      'daemon',
+    ]) {
+      const result = vireo(command, '--help');
+      assert.equal(result.status, 0, `${command} --help`);
+      assert.match(result.stdout, new RegExp(`Usage: vireo ${command}`));
+    }
+    assert.equal(vireo('start').status, 2, 'a missing argument is a usage error');
+  });
+});
