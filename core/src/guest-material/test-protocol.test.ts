@@ -56,6 +56,9 @@ test('a test disk image is a ustar archive in whole sectors that tar extracts', 
     assert.equal(extract.status, 0, extract.stderr);
     assert.equal(readFileSync(join(dir, 'data/input.txt'), 'utf8'), 'payload');
     assert.deepEqual([...readFileSync(join(dir, 'data/blob.bin'))], [0, 1, 2, 255]);
+    // The guest extracts with busybox tar: check that one too where it is installed.
+    const busybox = spawnSync('busybox', ['tar', '-tf', join(dir, 'disk.img')], { encoding: 'utf8' });
+    if (busybox.status === 0) assert.match(busybox.stdout, /^vireo-test\.sh$/m);
   } finally {
     rmSync(dir, { recursive: true });
   }
