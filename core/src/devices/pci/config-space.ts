@@ -267,6 +267,23 @@ export class PciConfigSpace implements PciFunction {
     }
   }
 
+  /** The 256 bytes, for snapshots (BAR addresses, command, capability registers). */
+  state(): number[] {
+    return Array.from(this.bytes);
+  }
+
+  /** Loads a snapshot's bytes; read-only registers keep this device's values. BARs are remapped. */
+  restore(bytes: readonly number[]): void {
+    if (bytes.length !== CONFIG_SIZE)
+      throw new Error(`PCI config state has ${bytes.length} bytes, not ${CONFIG_SIZE}`);
+    for (let i = 0; i < CONFIG_SIZE; i++) {
+      const mask = this.writeMask[i]!;
+      this.bytes[i] = (this.bytes[i]! & ~mask) | (bytes[i]! & mask);
+    }
+    this.updateMappings();
+    this.onCommandChange(this.command);
+  }
+
   private updateMappings(): void {
     const command = this.command;
     for (let index = 0; index < 6; index++) {

@@ -217,3 +217,35 @@ test('64-bit queue addresses through two dword halves', () => {
   common(Common.queueSelect, 2, 7);
   assert.equal(common(Common.queueSize, 2), 0, 'a queue that does not exist has size 0');
 });
+
+test('state round-trips into a fresh transport, which re-activates the device and keeps vectors', () => {
+  const a = setup();
+  let cap = a.t.config.configRead(0x34, 1);
+  while (a.t.config.configRead(cap, 1) !== 0x11) cap = a.t.config.configRead(cap + 1, 1);
+  a.t.config.configWrite(cap + 2, 2, 0x8000);
+  a.write(MSIX_TABLE_OFFSET + 16, 4, 0xfee0_0000);
+  a.write(MSIX_TABLE_OFFSET + 16 + 8, 4, 0x51);
+  a.write(MSIX_TABLE_OFFSET + 16 + 12, 4, 0);
+  a.negotiate();
+  a.setupQueue(0, 0x1000, 16);
+  a.common(Common.queueMsixVector, 2, 1);
+  a.common(Common.deviceStatus, 1, 15);
+  a.t.config.setBarAddress(0, 0xc000_0000);
+  const state = JSON.parse(JSON.stringify(a.t.state()));
+
+  const device = new FakeDevice();
+  const fired: number[] = [];
+  const routes = new Map<number, MsiMessage | undefined>();
+  const b = new VirtioPciTransport(device, {
+    memory: a.device.context!.memory,
+    msi: { route: (v, m) => routes.set(v, m), trigger: (v) => fired.push(v) },
+  });
+  assert.equal(b.restore(state), undefined);
+  assert.ok(device.context, 'DRIVER_OK state re-activates the device');
+  assert.equal(b.queues[0]!.ready, true);
+  assert.equal(b.config.barAddress(0), 0xc000_0000);
+  assert.deepEqual(routes.get(1), { addressLo: 0xfee0_0000, addressHi: 0, data: 0x51 });
+  device.context.interruptQueue(0);
+  assert.deepEqual(fired, [1]);
+  assert.match(b.restore({ ...state, queues: [] }) ?? '', /queues/);
+});

@@ -15,7 +15,7 @@ import { fillValue, readValue } from '../../bus.js';
 import type { IrqLine } from '../../irq.js';
 import { type BarMapping, PciConfigSpace } from '../../pci/config-space.js';
 import { type MsiSink, Msix } from '../../pci/msix.js';
-import { Queue } from '../queue/index.js';
+import { Queue, type QueueState } from '../queue/index.js';
 import {
   featureBit,
   hasFeature,
@@ -99,6 +99,22 @@ export interface VirtioPciOptions {
   log?: (message: string) => void;
 }
 
+/** A transport's state for snapshots: plain JSON (features as a hex string). */
+export interface VirtioPciState {
+  pciConfig: number[];
+  msix: { table: number[]; pending: number[] };
+  status: number;
+  driverFeatures: string;
+  deviceFeatureSelect: number;
+  driverFeatureSelect: number;
+  queueSelect: number;
+  configGeneration: number;
+  configVector: number;
+  queueVectors: number[];
+  isr: number;
+  queues: QueueState[];
+}
+
 export interface TransportMetrics {
   kicks: number;
   kicksByExit: number;
@@ -180,6 +196,65 @@ export class VirtioPciTransport {
     read: (offset, data) => this.barRead(offset, data),
     write: (offset, data) => this.barWrite(offset, data),
   };
+
+  /** Snapshot (take it with the vCPUs paused and the device quiesced: no request in flight). */
+  state(): VirtioPciState {
+    return {
+      pciConfig: this.config.state(),
+      msix: this.msix.state(),
+      status: this.status,
+      driverFeatures: this.driverFeatures.toString(16),
+      deviceFeatureSelect: this.deviceFeatureSelect,
+      driverFeatureSelect: this.driverFeatureSelect,
+      queueSelect: this.queueSelect,
+      configGeneration: this.configGeneration,
+      configVector: this.configVector,
+      queueVectors: [...this.queueVectors],
+      isr: this.isr,
+      queues: this.queues.map((q) => q.state()),
+    };
+  }
+
+  /**
+   * Loads a snapshot into a freshly built transport for the same device. Returns why it cannot
+   * be used (the transport is then reset), or undefined. A device that was running is
+   * re-activated and looks at its queues at once.
+   */
+  restore(state: VirtioPciState): string | undefined {
+    if (state.queues.length !== this.queues.length || state.queueVectors.length !== this.queues.length) {
+      return `state has ${state.queues.length} queues, ${this.device.name} has ${this.queues.length}`;
+    }
+    if (!/^[0-9a-f]{1,16}$/.test(state.driverFeatures)) return `bad feature word '${state.driverFeatures}'`;
+    try {
+      this.config.restore(state.pciConfig);
+      this.msix.restore(state.msix);
+    } catch (error) {
+      this.reset();
+      return (error as Error).message;
+    }
+    this.driverFeatures = BigInt(`0x${state.driverFeatures}`);
+    this.deviceFeatureSelect = state.deviceFeatureSelect >>> 0;
+    this.driverFeatureSelect = state.driverFeatureSelect >>> 0;
+    this.queueSelect = state.queueSelect & 0xffff;
+    this.configGeneration = state.configGeneration & 0xff;
+    this.configVector = this.validVector(state.configVector);
+    state.queueVectors.forEach((v, i) => {
+      this.queueVectors[i] = this.validVector(v);
+    });
+    this.isr = state.isr & 3;
+    for (const [i, queueState] of state.queues.entries()) {
+      const problem = this.queues[i]!.restore(queueState);
+      if (problem !== undefined) {
+        this.reset();
+        return `queue ${i}: ${problem}`;
+      }
+    }
+    this.status = state.status & 0xff;
+    this.active = false;
+    if (this.status & STATUS_DRIVER_OK && !(this.status & STATUS_NEEDS_RESET)) this.activate();
+    this.updateIntx();
+    return undefined;
+  }
 
   /** The VM is ending. */
   close(): void {
