@@ -20,8 +20,9 @@ test('a test script travels as base64 in vireo.test= and decodes back to the sam
   assert.equal(Buffer.from(parameter.slice('vireo.test='.length), 'base64').toString('utf8'), script);
 });
 
-test('a script too long for the kernel command line is refused, pointing to the test disk', () => {
+test('an empty script, or one too long for the kernel command line, is refused', () => {
   assert.throws(() => testScriptParameter('x'.repeat(MAX_TEST_PARAMETER_LENGTH)), /test disk/);
+  assert.throws(() => testScriptParameter(' \n'), /empty/);
   assert.equal(testDiskParameter(), 'vireo.testdisk=vda');
   assert.throws(() => testDiskParameter('vda b'), RangeError);
 });

@@ -19,6 +19,8 @@ export const MAX_TEST_PARAMETER_LENGTH = 1536;
 
 /** The kernel command-line parameter that hands /init a shell script. */
 export function testScriptParameter(script: string): string {
+  // /init takes an empty vireo.test= for no test at all and would start a shell.
+  if (script.trim() === '') throw new RangeError('empty test script');
   const parameter = `vireo.test=${Buffer.from(script, 'utf8').toString('base64')}`;
   if (parameter.length > MAX_TEST_PARAMETER_LENGTH) {
     throw new RangeError(
