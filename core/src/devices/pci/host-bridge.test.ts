@@ -235,3 +235,48 @@ test('0xCF9 reset control: setting the CPU reset bit resets the machine', () => 
   root.addressPort.write(1, Uint8Array.of(0x06));
   assert.equal(resets, 1);
 });
+
+test('assignResources never lets a half-programmed BAR decode', () => {
+  const placed: (number | undefined)[] = [];
+  const { fn } = deviceWithBars();
+  fn.onBarChange = (index, _before, after) => {
+    if (index === 0) placed.push(after?.address);
+  };
+  const root = new PciRoot({ mmio: new Bus(), pio: new Bus() });
+  root.attach(1, fn);
+  const [bar0] = root
+    .assignResources({
+      memory: { start: 0xc000_0000, end: 0xe000_0000 },
+      memory64: { start: 0x1_0000_0000, end: 0x2_0000_0000 },
+    })
+    .filter((b) => b.index === 0);
+  assert.deepEqual(placed, [bar0!.address], 'BAR0 decodes once, at its final address above 4 GiB');
+});
+
+test('refreshBars maps BARs the VMM placed directly in a config space', () => {
+  const mmio = new Bus();
+  const root = new PciRoot({ mmio });
+  const { fn } = deviceWithBars();
+  root.attach(2, fn);
+  fn.setBarAddress(3, 0xd000_0000);
+  fn.configWrite(0x04, 2, 0x0002);
+  assert.deepEqual(mmio.describe(), []);
+  root.refreshBars();
+  assert.deepEqual(
+    mmio.describe().map((m) => m.base),
+    [0xd000_0000],
+  );
+});
+
+test('assignResources keeps 32-bit BARs below 4 GiB', () => {
+  const logs: string[] = [];
+  const root = new PciRoot({ log: (m) => logs.push(m) });
+  root.attach(1, deviceWithBars().fn);
+  // The 16 KiB 64-bit BAR goes first and lands at 4 GiB; the 32-bit BAR after it cannot follow.
+  const assigned = root.assignResources({ memory: { start: 0xffff_f000, end: 0x1_0001_0000 } });
+  assert.deepEqual(
+    assigned.map((b) => [b.index, b.address]),
+    [[0, 0x1_0000_0000]],
+  );
+  assert.match(logs.join('\n'), /BAR 3 \(4096 bytes\) does not fit/);
+});

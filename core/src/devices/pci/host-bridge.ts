@@ -49,7 +49,10 @@ export interface PciRootOptions {
 
 /** Address windows firmware would hand out, for `assignResources`. [start, end) each. */
 export interface PciWindows {
+  /** For 32-bit memory BARs (and 64-bit ones when there is no `memory64`): below 4 GiB. */
   memory: { start: number; end: number };
+  /** For 64-bit memory BARs, typically above RAM; the root bridge's _CRS must include it. */
+  memory64?: { start: number; end: number };
   io?: { start: number; end: number };
 }
 
@@ -93,6 +96,14 @@ export class PciRoot {
     if (this.functions.has(devfn)) throw new Error(`PCI ${slot}.${functionNumber} is taken`);
     this.functions.set(devfn, fn);
     this.syncBars(devfn, fn);
+  }
+
+  /**
+   * Re-reads every function's BAR placements and maps them: after the VMM itself (not the guest)
+   * changed a config space, e.g. restoring a snapshot.
+   */
+  refreshBars(): void {
+    for (const [devfn, fn] of this.functions) this.syncBars(devfn, fn);
   }
 
   /** The function at bus 0 `slot`.`functionNumber`, if any. */
@@ -140,24 +151,37 @@ export class PciRoot {
     }
     // Largest first: each BAR is aligned to its size, so this packs without holes.
     wanted.sort((a, b) => b.size - a.size);
-    const next = { memory: windows.memory.start, io: windows.io?.start ?? 0 };
+    // Program with decoding off (as firmware does) so no half-written 64-bit address ever decodes,
+    // then turn on what each function needs.
+    const decode = new Map<number, number>();
+    for (const bar of wanted) decode.set((bar.slot << 3) | bar.function, 0);
+    for (const devfn of decode.keys()) {
+      const fn = this.functions.get(devfn)!;
+      fn.configWrite(PCI_COMMAND, 2, fn.configRead(PCI_COMMAND, 2) & ~(COMMAND_IO | COMMAND_MEMORY));
+    }
+    const next = {
+      memory: windows.memory.start,
+      memory64: windows.memory64?.start ?? 0,
+      io: windows.io?.start ?? 0,
+    };
     const assigned: PciAssignment[] = [];
     for (const bar of wanted) {
-      const window = bar.space === 'io' ? windows.io : windows.memory;
+      const pool = bar.space === 'io' ? 'io' : bar.is64 && windows.memory64 ? 'memory64' : 'memory';
+      const window = windows[pool];
       if (!window) continue;
-      const address = Math.ceil(next[bar.space] / bar.size) * bar.size;
-      if (address + bar.size > window.end) {
+      const address = Math.ceil(next[pool] / bar.size) * bar.size;
+      const limit = bar.space === 'memory' && !bar.is64 ? Math.min(window.end, 2 ** 32) : window.end;
+      if (address + bar.size > limit) {
         this.log(`pci ${bar.slot}.${bar.function}: BAR ${bar.index} (${bar.size} bytes) does not fit`);
         continue;
       }
-      next[bar.space] = address + bar.size;
-      const fn = this.functions.get((bar.slot << 3) | bar.function)!;
+      next[pool] = address + bar.size;
+      const devfn = (bar.slot << 3) | bar.function;
+      const fn = this.functions.get(devfn)!;
       const offset = PCI_BAR0 + bar.register * 4;
-      fn.configWrite(offset, 4, address % 2 ** 32);
       if (bar.is64) fn.configWrite(offset + 4, 4, Math.floor(address / 2 ** 32));
-      const command = fn.configRead(PCI_COMMAND, 2);
-      fn.configWrite(PCI_COMMAND, 2, command | (bar.space === 'io' ? COMMAND_IO : COMMAND_MEMORY));
-      this.syncBars((bar.slot << 3) | bar.function, fn);
+      fn.configWrite(offset, 4, address % 2 ** 32);
+      decode.set(devfn, decode.get(devfn)! | (bar.space === 'io' ? COMMAND_IO : COMMAND_MEMORY));
       assigned.push({
         slot: bar.slot,
         function: bar.function,
@@ -166,6 +190,11 @@ export class PciRoot {
         address,
         size: bar.size,
       });
+    }
+    for (const [devfn, bits] of decode) {
+      const fn = this.functions.get(devfn)!;
+      fn.configWrite(PCI_COMMAND, 2, fn.configRead(PCI_COMMAND, 2) | bits);
+      this.syncBars(devfn, fn);
     }
     return assigned;
   }
