@@ -338,6 +338,13 @@ describe('API over the daemon socket', { timeout: 120_000 }, () => {
     await client.call('vm.stop', { vm: 'bystander', force: true });
   });
 
+  test('SIGTERM to a VM host switches the VM off cleanly: stopped, not crashed', async () => {
+    const info = await client.call('vm.start', { vm: 'victim' });
+    process.kill(info.status.pid!, 'SIGTERM');
+    const stopped = await waitForState(client, 'victim', 'stopped');
+    assert.equal(stopped.status.lastExit?.reason, 'stopped');
+  });
+
   test('a guest poweroff from inside is recorded as stopped/poweroff', async () => {
     await client.call('vm.start', { vm: 'victim' });
     await client.call('console.write', { vm: 'victim', data: Buffer.from('poweroff\r').toString('base64') });

@@ -58,7 +58,7 @@ export const BootSource = z.discriminatedUnion('kind', [
 ]);
 export type BootSource = z.infer<typeof BootSource>;
 
-/** Validated and kept; the VMM does not attach disks yet (virtio-blk is not wired into Machine). */
+/** Attached as virtio-blk in order (/dev/vda, vdb, ...); the VMM takes raw images only so far. */
 export const Disk = z
   .object({
     path: AbsolutePath,
@@ -87,7 +87,7 @@ export const Network = z.discriminatedUnion('mode', [
 ]);
 export type Network = z.infer<typeof Network>;
 
-/** The serial console (COM1) is what the VMM has; 'virtio' is accepted for later and not implemented. */
+/** Which console the terminal attaches to: the 8250 UART (ttyS0) or virtio-console (hvc0). */
 export const ConsoleSpec = z
   .object({
     kind: z.enum(['serial', 'virtio']).default('serial'),

@@ -8,10 +8,12 @@ import { describeIssues, MachineConfig } from '../machine/config.js';
 
 /** The command line the built-in default guest boots with (as `vireo run` does). */
 export const DEFAULT_GUEST_CMDLINE = 'console=ttyS0 panic=-1';
+/** With the virtio console: kernel messages on both, /dev/console (the last one) on hvc0. */
+export const DEFAULT_GUEST_CMDLINE_VIRTIO_CONSOLE = 'console=ttyS0 console=hvc0 panic=-1';
 
-function checkReadable(what: string, path: string): void {
+function checkReadable(what: string, path: string, mode = constants.R_OK): void {
   try {
-    accessSync(path, constants.R_OK);
+    accessSync(path, mode);
   } catch (error) {
     throw new ApiError(
       ErrorCode.startFailed,
@@ -37,13 +39,24 @@ export function machineConfigFromSpec(
     }
     kernel = found.defaultGuest.kernel;
     initrd = found.defaultGuest.initrd;
-    cmdline = DEFAULT_GUEST_CMDLINE;
+    cmdline = spec.console.kind === 'virtio' ? DEFAULT_GUEST_CMDLINE_VIRTIO_CONSOLE : DEFAULT_GUEST_CMDLINE;
   } else {
     ({ kernel, initrd, cmdline } = spec.boot);
   }
   checkReadable('kernel', kernel);
   if (initrd !== undefined) checkReadable('initrd', initrd);
+  for (const disk of spec.disks) {
+    if (disk.format !== 'raw') {
+      throw new ApiError(
+        ErrorCode.notSupported,
+        `disk '${disk.path}': ${disk.format} images are not supported by the VMM yet (raw only)`,
+      );
+    }
+    checkReadable('disk', disk.path, disk.readonly ? constants.R_OK : constants.R_OK | constants.W_OK);
+  }
   const parsed = MachineConfig.safeParse({
+    disks: spec.disks.map((disk) => ({ path: disk.path, readOnly: disk.readonly })),
+    console: spec.console.kind,
     kernel,
     initrd,
     cmdline,

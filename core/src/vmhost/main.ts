@@ -211,6 +211,12 @@ class VmHost {
     );
   }
 
+  /** SIGTERM: switch the VM off and leave with an exit record, rather than vanish as a crash. */
+  terminate(): void {
+    if (this.machine) void this.machine.stop();
+    else this.end({ reason: 'stopped' });
+  }
+
   /** Records how the VM ended, tells the supervisor, and leaves. */
   private end(exit: HostExit): void {
     if (this.ending) return;
@@ -258,4 +264,6 @@ if (!launchArg) {
 // The terminal the daemon was started from must not stop the VM.
 process.on('SIGHUP', () => {});
 process.on('SIGINT', () => {});
-new VmHost(decodeLaunch(launchArg)).listen();
+const host = new VmHost(decodeLaunch(launchArg));
+process.on('SIGTERM', () => host.terminate());
+host.listen();

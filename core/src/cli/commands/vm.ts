@@ -33,6 +33,7 @@ interface SettingsFlags extends JsonFlag {
   network?: string;
   mac?: string;
   display?: string;
+  console?: string;
 }
 
 function collect(value: string, previous: string[] = []): string[] {
@@ -51,11 +52,17 @@ function addSettingsOptions(command: Command): Command {
     )
     .option(
       '--disk <path[:ro][:qcow2]>',
-      'a disk image; repeat for more (kept in the spec; the VMM does not attach disks yet)',
+      'a disk image as virtio-blk (/dev/vda, vdb, ... in order; raw only so far); repeatable',
       collect,
     )
     .option('--network <mode>', 'none, user or tap:<ifname> (kept in the spec; no network device yet)')
     .option('--mac <address>', 'the network card MAC address')
+    .addOption(
+      new Option(
+        '--console <kind>',
+        'the console `vireo console` attaches to: serial (ttyS0) or virtio (hvc0)',
+      ).choices(['serial', 'virtio']),
+    )
     .option('--display <WxH|none>', 'framebuffer size, or none (kept in the spec; no display yet)')
     .option('--json', 'print the result as JSON');
 }
@@ -134,6 +141,10 @@ export function settingsFromFlags(flags: SettingsFlags, current?: VmInfo): VmCha
     changes.network = { ...network, mac: flags.mac };
   }
   if (flags.display !== undefined) changes.display = parseDisplay(flags.display);
+  if (flags.console !== undefined) {
+    const kind = flags.console as 'serial' | 'virtio';
+    changes.console = current ? { ...current.spec.console, kind } : { kind };
+  }
   return changes;
 }
 
