@@ -22,7 +22,8 @@ if [ -f "$out/vmlinuz" ] && [ -f "$out/vmlinux" ] && [ -f "$out/version" ]; then
 fi
 
 work=$(mktemp -d)
-chmod 755 "$work" # apt downloads as the _apt user
+# apt downloads as the _apt user when it can; a folder it cannot write makes it warn.
+if id _apt >/dev/null 2>&1; then chown _apt "$work"; else chmod 755 "$work"; fi
 trap 'rm -rf "$work"' EXIT
 log "downloading $image_pkg $version"
 (cd "$work" && apt-get download -qq "$image_pkg=$version" >/dev/null)
