@@ -28,6 +28,9 @@ interface CacheEntry {
 
 export const SPEC_FILE = 'spec.json';
 
+/** One collator for every sort: String.localeCompare builds one per call. */
+const nameOrder = new Intl.Collator(undefined, { numeric: true });
+
 /** A folder-safe id from a name: "Debian 12 (test)" -> "debian-12-test". */
 export function slugFromName(name: string): string {
   const slug = name
@@ -65,7 +68,7 @@ export class VmLibrary {
       else invalid.push(loaded.invalid);
     }
     for (const id of this.cache.keys()) if (!ids.has(id)) this.cache.delete(id);
-    specs.sort((a, b) => a.name.localeCompare(b.name) || a.id.localeCompare(b.id));
+    specs.sort((a, b) => nameOrder.compare(a.name, b.name) || nameOrder.compare(a.id, b.id));
     return { specs, invalid };
   }
 

@@ -8,8 +8,8 @@ import { describe } from 'node:test';
 import { guestMaterial, materialSkipReason } from '../../../tests/support/material.js';
 import { bootTest, kvmTest } from '../../../tests/support/tags.js';
 import { VIREO_BIN } from '../../../tests/support/vireo-process.js';
-import type { ApiClient } from '../api/client.js';
-import type { VmStatus } from '../api/schema.js';
+import { type ApiClient, RpcError } from '../api/client.js';
+import { ErrorCode, type VmStatus } from '../api/schema.js';
 import { startTestDaemon } from '../daemon/test-daemon.js';
 
 const MINUTE = 60_000;
@@ -28,9 +28,9 @@ describe('real VMs under the supervisor', { skip: materialSkipReason() }, () => 
   kvmTest(
     'kill -9 of a real VM host: crashed with its console lines; the other VM and the daemon go on',
     async () => {
-      const daemon = await startTestDaemon();
+      let daemon = await startTestDaemon();
       try {
-        const client = await daemon.client();
+        let client = await daemon.client();
         let console = '';
         client.on('console.output', (note) => {
           if (note.vm === 'one') console += Buffer.from(note.data, 'base64').toString('latin1');
@@ -51,11 +51,32 @@ describe('real VMs under the supervisor', { skip: materialSkipReason() }, () => 
         const crashed = await waitForState(client, 'one', ['crashed'], 10_000);
         assert.match(crashed.status.lastExit?.message ?? '', /SIGKILL/);
         assert.ok((crashed.status.lastExit?.consoleTail ?? '').length > 0, 'the last console lines are kept');
-        assert.equal((await client.call('vm.get', { vm: 'two' })).status.state, 'running');
+        const two = await client.call('vm.get', { vm: 'two' });
+        assert.equal(two.status.state, 'running');
+        assert.equal((await client.call('vm.list', {})).vms.length, 2, 'the daemon still serves');
+
+        // Pause needs Machine.pause(); until the VMM has it the API says so with a typed error.
+        try {
+          assert.equal((await client.call('vm.pause', { vm: 'two' })).status.state, 'paused');
+          assert.equal((await client.call('vm.resume', { vm: 'two' })).status.state, 'running');
+        } catch (error) {
+          assert.ok(error instanceof RpcError);
+          assert.equal(error.code, ErrorCode.notSupported);
+        }
+
+        // The daemon dies; a new one reattaches to the running VM and its console.
+        await daemon.kill();
+        daemon = await daemon.restart();
+        client = await daemon.client();
+        const reattached = await client.call('vm.get', { vm: 'two' });
+        assert.equal(reattached.status.state, 'running');
+        assert.equal(reattached.status.pid, two.status.pid);
+        assert.equal((await client.call('vm.get', { vm: 'one' })).status.state, 'crashed');
+        const attached = await client.call('console.attach', { vm: 'two' });
+        assert.ok(attached.history.length > 0, 'the host kept the console history');
 
         const stopped = await client.call('vm.stop', { vm: 'two', force: true });
         assert.equal(stopped.status.state, 'stopped');
-        assert.equal((await client.call('vm.list', {})).vms.length, 2, 'the daemon still serves');
       } finally {
         await daemon.cleanup();
       }
