@@ -101,3 +101,21 @@ test('a 32-bit PM timer wraps at 32 bits; partial reads see its bytes', () => {
   assert.equal(s.read(s.pm.timer, 2, 2), Math.floor(ticks / 65536) & 0xffff);
   assert.equal(s.read(s.pm.timer, 0, 1), ticks & 0xff);
 });
+
+test('snapshot: status, enable and SLP_TYP restored, the SCI re-driven, the timer continuing', () => {
+  const a = setup();
+  a.write(a.pm.eventBlock, 2, 2, 0x100);
+  a.pm.pressPowerButton();
+  a.write(a.pm.controlBlock, 0, 2, 5 << 10);
+  a.advance(2_000_000_000n);
+  const state = JSON.parse(JSON.stringify(a.pm.state()));
+  const b = setup();
+  b.advance(123_456_789_000n); // a different host clock
+  assert.equal(b.pm.restore(state), undefined);
+  assert.deepEqual(b.levels, [true]);
+  assert.equal(b.read(b.pm.eventBlock, 0, 4), 0x0100_0100);
+  assert.equal(b.read(b.pm.controlBlock, 0, 2), (5 << 10) | 1);
+  const before = b.read(b.pm.timer, 0, 4);
+  assert.ok(Math.abs(before - ((2 * PM_TIMER_HZ) & 0xffffff)) <= 1, 'no jump in the PM timer');
+  assert.match(b.pm.restore({ ...state, status: -1 }) ?? '', /out of range/);
+});

@@ -42,13 +42,21 @@ export interface AcpiPmOptions {
   log?(message: string): void;
 }
 
+/** ACPI PM state for snapshots; the timer continues from `timerTicks` after a restore. */
+export interface AcpiPmState {
+  status: number;
+  enable: number;
+  control: number;
+  timerTicks: number;
+}
+
 export class AcpiPm {
   private status = 0;
   private enable = 0;
   private control = PM1_CNT_SCI_EN;
   private sciLevel = false;
   private readonly clockNs: () => bigint;
-  private readonly startNs: bigint;
+  private startNs: bigint;
   private readonly timerMask: bigint;
   private readonly s5SleepType: number;
 
@@ -63,6 +71,31 @@ export class AcpiPm {
   pressPowerButton(): void {
     this.status |= PM1_EVT_PWRBTN;
     this.updateSci();
+  }
+
+  state(): AcpiPmState {
+    return {
+      status: this.status,
+      enable: this.enable,
+      control: this.control,
+      timerTicks: Number(this.ticks()),
+    };
+  }
+
+  /** Loads a snapshot; returns why it cannot (nothing changed then), or undefined. */
+  restore(state: AcpiPmState): string | undefined {
+    const words = [state.status, state.enable, state.control];
+    if (!words.every((w) => Number.isInteger(w) && w >= 0 && w <= 0xffff))
+      return 'ACPI PM register out of range';
+    if (!Number.isSafeInteger(state.timerTicks) || state.timerTicks < 0) return 'bad PM timer value';
+    this.status = state.status & PM1_STS_WRITE_1_TO_CLEAR;
+    this.enable = state.enable & PM1_EN_IMPLEMENTED;
+    this.control = (state.control & PM1_CNT_STORED) | PM1_CNT_SCI_EN;
+    // Start the counter where it stood, so the guest's clocksource sees no jump.
+    this.startNs = this.clockNs() - (BigInt(state.timerTicks) * 1_000_000_000n) / BigInt(PM_TIMER_HZ);
+    this.sciLevel = (this.status & this.enable) !== 0;
+    this.options.sci.set(this.sciLevel);
+    return undefined;
   }
 
   /** The SCI's level now (for snapshots and tests). */
@@ -126,12 +159,14 @@ export class AcpiPm {
 
   /** PM_TMR_BLK: a free-running counter at 3.579545 MHz (read-only). */
   readonly timer: BusDevice = {
-    read: (offset, data) => {
-      const ticks = ((this.clockNs() - this.startNs) * BigInt(PM_TIMER_HZ)) / 1_000_000_000n;
-      fillValue(data, Number((ticks & this.timerMask) >> BigInt(8 * offset)));
-    },
+    read: (offset, data) => fillValue(data, Number((this.ticks() & this.timerMask) >> BigInt(8 * offset))),
     write: () => {},
   };
+
+  /** Timer ticks since creation (not wrapped). */
+  private ticks(): bigint {
+    return ((this.clockNs() - this.startNs) * BigInt(PM_TIMER_HZ)) / 1_000_000_000n;
+  }
 
   private updateSci(): void {
     const level = (this.status & this.enable) !== 0;

@@ -26,7 +26,7 @@ function setup(withKeyboard = false) {
   };
   const cmd = (v: number) => dev.commandPort.write(0, Uint8Array.of(v));
   const put = (v: number) => dev.dataPort.write(0, Uint8Array.of(v));
-  return { status, data, drain, cmd, put, levels, resets: () => resets };
+  return { dev, status, data, drain, cmd, put, levels, resets: () => resets };
 }
 
 test('0xFE on the command port resets the machine; so does any pulse with bit 0 low', () => {
@@ -107,4 +107,22 @@ test('a keyboard answers atkbd probing with IRQ 1 edges per byte', () => {
   s.put(0xf4);
   assert.equal(s.levels.at(-1), false, 'no IRQ while the command byte disables it');
   assert.deepEqual(s.drain(), [0xfa]);
+});
+
+test('snapshot: queued bytes, command byte and a half-sent command survive', () => {
+  const a = setup(true);
+  a.cmd(0x60);
+  a.put(0x45);
+  a.put(0xf2); // keyboard GET ID: FA AB 41 queued (translation on)
+  a.cmd(0xd1); // output port write pending
+  const state = JSON.parse(JSON.stringify(a.dev.state()));
+  const b = setup(true);
+  assert.equal(b.dev.restore(state), undefined);
+  assert.equal(b.levels.at(-1), true, 'IRQ 1 re-driven for the waiting byte');
+  assert.deepEqual(b.drain(), [0xfa, 0xab, 0x41]);
+  b.put(0x00); // completes the pending output-port write: reset line low
+  assert.equal(b.resets(), 1);
+  b.cmd(0x20);
+  assert.deepEqual(b.drain(), [0x45 | 0x20]);
+  assert.match(b.dev.restore({ ...state, output: [256] }) ?? '', /out of range/);
 });

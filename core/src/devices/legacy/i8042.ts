@@ -54,6 +54,20 @@ export interface I8042Options {
   keyboardIrq?: IrqLine;
 }
 
+/** Controller (and keyboard) state for snapshots. */
+export interface I8042State {
+  commandByte: number;
+  outputPort: number;
+  output: number[];
+  pendingControllerCommand: number | null;
+  pendingKeyboardCommand: number | null;
+  lastWasCommand: boolean;
+  scancodeSet: number;
+}
+
+const byteOrNull = (v: unknown) =>
+  v === null || (Number.isInteger(v) && (v as number) >= 0 && (v as number) <= 0xff);
+
 export class I8042 {
   private commandByte = CTR_KEYBOARD_INTERRUPT | CTR_SYSTEM_FLAG | CTR_AUX_DISABLED | CTR_TRANSLATE;
   private outputPort = OUTPUT_PORT_DEFAULT;
@@ -68,6 +82,39 @@ export class I8042 {
   /** `new I8042(onReset)` or `new I8042({ onReset, keyboardIrq })`. */
   constructor(options: I8042Options | (() => void)) {
     this.options = typeof options === 'function' ? { onReset: options } : options;
+  }
+
+  state(): I8042State {
+    return {
+      commandByte: this.commandByte,
+      outputPort: this.outputPort,
+      output: [...this.output],
+      pendingControllerCommand: this.pendingControllerCommand ?? null,
+      pendingKeyboardCommand: this.pendingKeyboardCommand ?? null,
+      lastWasCommand: this.lastWasCommand,
+      scancodeSet: this.scancodeSet,
+    };
+  }
+
+  /** Loads a snapshot; returns why it cannot (nothing changed then), or undefined. */
+  restore(state: I8042State): string | undefined {
+    const bytes = [state.commandByte, state.outputPort, state.scancodeSet, ...(state.output ?? [])];
+    if (!bytes.every((b) => byteOrNull(b) && b !== null)) return 'i8042 byte out of range';
+    if (!byteOrNull(state.pendingControllerCommand) || !byteOrNull(state.pendingKeyboardCommand)) {
+      return 'bad pending i8042 command';
+    }
+    if (state.output.length > 64) return 'i8042 output queue too long';
+    this.commandByte = state.commandByte | CTR_AUX_DISABLED;
+    this.outputPort = state.outputPort;
+    this.output.splice(0, this.output.length, ...state.output);
+    this.pendingControllerCommand = state.pendingControllerCommand ?? undefined;
+    this.pendingKeyboardCommand = state.pendingKeyboardCommand ?? undefined;
+    this.lastWasCommand = state.lastWasCommand === true;
+    this.scancodeSet = state.scancodeSet;
+    this.irqLevel = false;
+    this.options.keyboardIrq?.set(false);
+    this.updateIrq();
+    return undefined;
   }
 
   /** The device for port 0x60. */

@@ -147,3 +147,18 @@ test('update-ended and alarm interrupts on IRQ 8, acknowledged by reading regist
   s.wr(0x0b, 0x02);
   assert.equal(pending.length, 0, 'no timer while no interrupt is enabled');
 });
+
+test('snapshot: the guest clock offset, NVRAM and a time being set survive', () => {
+  const a = setup();
+  a.wr(0x0b, 0x82);
+  a.wr(0x09, 0x28); // 2028 (a leap year), still latched under SET
+  a.wr(0x40, 0x99);
+  const state = JSON.parse(JSON.stringify(a.rtc.state()));
+  const b = setup();
+  assert.equal(b.rtc.restore(state), undefined);
+  assert.equal(b.rd(0x40), 0x99);
+  assert.equal(b.rd(0x09), 0x28, 'latched year');
+  b.wr(0x0b, 0x02);
+  assert.deepEqual(b.time(), [0x07, 0x45, 0x13, 0x03, 0x29, 0x02, 0x28, 0x20], 'Tuesday 29 February 2028');
+  assert.match(b.rtc.restore({ ...state, nvram: [1, 2, 3] }) ?? '', /128 bytes/);
+});

@@ -50,7 +50,7 @@ const toBcd = (n: number) => ((Math.floor(n / 10) << 4) | (n % 10)) & 0xff;
 const fromBcd = (n: number) => (n >> 4) * 10 + (n & 0x0f);
 
 /** A broken-down calendar time, as the RTC's registers hold it (24-hour, binary). */
-interface Fields {
+export interface Fields {
   seconds: number;
   minutes: number;
   hours: number;
@@ -73,6 +73,15 @@ function fieldsOf(ms: number): Fields {
 
 function msOf(f: Fields): number {
   return Date.UTC(f.year, f.month - 1, f.day, f.hours, f.minutes, f.seconds);
+}
+
+/** RTC state for snapshots: the guest clock's offset from the host's, not a frozen time. */
+export interface CmosRtcState {
+  index: number;
+  nmiMasked: boolean;
+  nvram: number[];
+  offsetMs: number;
+  latched: Fields | null;
 }
 
 export interface Timers {
@@ -140,6 +149,35 @@ export class CmosRtc implements BusDevice {
     } else {
       this.writeRegister(this.index, data[0]!);
     }
+  }
+
+  state(): CmosRtcState {
+    return {
+      index: this.index,
+      nmiMasked: this.nmiMasked,
+      nvram: Array.from(this.nvram),
+      offsetMs: this.offsetMs,
+      latched: this.latched ? { ...this.latched } : null,
+    };
+  }
+
+  /** Loads a snapshot; returns why it cannot (nothing changed then), or undefined. */
+  restore(state: CmosRtcState): string | undefined {
+    if (!Array.isArray(state.nvram) || state.nvram.length !== 128) return 'CMOS state must have 128 bytes';
+    if (!state.nvram.every((b) => Number.isInteger(b) && b >= 0 && b <= 0xff))
+      return 'CMOS byte out of range';
+    if (!Number.isFinite(state.offsetMs)) return 'bad RTC offset';
+    if (state.latched !== null && Number.isNaN(msOf(state.latched))) return 'bad latched RTC time';
+    this.index = state.index & 0x7f;
+    this.nmiMasked = state.nmiMasked === true;
+    this.nvram.set(state.nvram);
+    this.offsetMs = state.offsetMs;
+    this.latched = state.latched === null ? undefined : { ...state.latched };
+    this.irqLevel = !(this.nvram[REG_C]! & C_IRQF);
+    this.updateIrq();
+    this.close();
+    this.scheduleTick();
+    return undefined;
   }
 
   /** Stops the interrupt timer (the VM is ending). */

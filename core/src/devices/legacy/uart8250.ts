@@ -87,6 +87,21 @@ export interface UartOptions {
   scheduleFlush?(flush: () => void): void;
 }
 
+/** A UART's state for snapshots: plain JSON; host input still waiting travels as base64. */
+export interface UartState {
+  ier: number;
+  lcr: number;
+  mcr: number;
+  scr: number;
+  fcr: number;
+  divisor: number;
+  lsrErrors: number;
+  msrDeltas: number;
+  thrInterruptPending: boolean;
+  fifo: number[];
+  input: string;
+}
+
 export class Uart8250 implements BusDevice {
   private ier = 0;
   private lcr = 0x03; // 8N1
@@ -162,6 +177,67 @@ export class Uart8250 implements BusDevice {
 
   write(offset: number, data: Uint8Array): void {
     this.writeRegister(offset, data[0]!);
+  }
+
+  /** Snapshot (output is flushed first: it belongs to the host, not to the state). */
+  state(): UartState {
+    this.flush();
+    const input = new Uint8Array(this.inputCount);
+    for (let i = 0; i < this.inputCount; i++)
+      input[i] = this.input[(this.inputHead + i) % this.input.length]!;
+    const fifo: number[] = [];
+    for (let i = 0; i < this.fifoCount; i++) fifo.push(this.fifo[(this.fifoHead + i) % UART_FIFO_SIZE]!);
+    return {
+      ier: this.ier,
+      lcr: this.lcr,
+      mcr: this.mcr,
+      scr: this.scr,
+      fcr: this.fcr,
+      divisor: this.divisor,
+      lsrErrors: this.lsrErrors,
+      msrDeltas: this.msrDeltas,
+      thrInterruptPending: this.thrInterruptPending,
+      fifo,
+      input: Buffer.from(input).toString('base64'),
+    };
+  }
+
+  /** Loads a snapshot; returns why it cannot (the UART is then unchanged), or undefined. */
+  restore(state: UartState): string | undefined {
+    const registers = [
+      state.ier,
+      state.lcr,
+      state.mcr,
+      state.scr,
+      state.fcr,
+      state.lsrErrors,
+      state.msrDeltas,
+    ];
+    if (!registers.every((r) => Number.isInteger(r) && r >= 0 && r <= 0xff))
+      return 'UART register out of range';
+    if (!Number.isInteger(state.divisor) || state.divisor < 0 || state.divisor > 0xffff) return 'bad divisor';
+    if (!Array.isArray(state.fifo) || state.fifo.length > UART_FIFO_SIZE) return 'bad FIFO contents';
+    if (typeof state.input !== 'string') return 'bad input buffer';
+    const input = Buffer.from(state.input, 'base64');
+    if (input.length > this.inputCapacity) return `input buffer of ${input.length} bytes exceeds capacity`;
+    this.ier = state.ier & IER_IMPLEMENTED;
+    this.lcr = state.lcr;
+    this.mcr = state.mcr & MCR_IMPLEMENTED;
+    this.scr = state.scr;
+    this.fcr = state.fcr & (FCR_ENABLE | (3 << FCR_TRIGGER_SHIFT));
+    this.divisor = state.divisor;
+    this.lsrErrors = state.lsrErrors & LSR_OE;
+    this.msrDeltas = state.msrDeltas & 0x0f;
+    this.thrInterruptPending = state.thrInterruptPending === true;
+    this.fifoHead = 0;
+    this.fifoCount = 0;
+    for (const byte of state.fifo) this.fifo[this.fifoCount++] = byte & 0xff;
+    this.inputHead = 0;
+    this.inputCount = input.length;
+    this.input.set(input);
+    // The line's level is part of the irqchip's own snapshot; drive it to match in any case.
+    this.updateIrq(true);
+    return undefined;
   }
 
   /** Sends any batched output now (the VM is stopping, or a test wants it). */
@@ -372,10 +448,10 @@ export class Uart8250 implements BusDevice {
     return IIR_NONE;
   }
 
-  private updateIrq(): void {
+  private updateIrq(force = false): void {
     // In loopback the PC's OUT2-gated interrupt driver is cut off from the line, as on hardware.
     const level = this.interruptIdentification() !== IIR_NONE && !(this.mcr & MCR_LOOP);
-    if (level === this.irqLevel) return;
+    if (level === this.irqLevel && !force) return;
     this.irqLevel = level;
     this.options.irq.set(level);
   }

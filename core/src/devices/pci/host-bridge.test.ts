@@ -280,3 +280,29 @@ test('assignResources keeps 32-bit BARs below 4 GiB', () => {
   );
   assert.match(logs.join('\n'), /BAR 3 \(4096 bytes\) does not fit/);
 });
+
+test('snapshot: the address register survives and restored functions get their BARs mapped', () => {
+  const mmio = new Bus();
+  const a = new PciRoot({ mmio });
+  const { fn } = deviceWithBars();
+  a.attach(1, fn);
+  const m1 = mechanism1(a);
+  m1.write(1, 0x1c, 4, 0xc000_0000);
+  m1.write(1, 0x04, 2, 0x0002);
+  m1.select(address(1, 0x3c));
+  const rootState = JSON.parse(JSON.stringify(a.state()));
+  const restoredBus = new Bus();
+  const b = new PciRoot({ mmio: restoredBus });
+  const copy = deviceWithBars().fn;
+  b.attach(1, copy);
+  copy.restore(fn.state());
+  assert.equal(b.restore(rootState), undefined);
+  assert.deepEqual(
+    restoredBus.describe().map((m) => m.base),
+    [0xc000_0000],
+  );
+  const data = new Uint8Array(4);
+  b.dataPort.read(0, data);
+  assert.equal(readValue(data) & 0xffff, 0x0100, 'the selected register is still 1:0x3c (pin INTA#, line 0)');
+  assert.equal(b.functionAt(1), copy);
+});

@@ -98,6 +98,22 @@ export class PciRoot {
     this.syncBars(devfn, fn);
   }
 
+  /** The root's own registers; each function snapshots its own config space. */
+  state(): { address: number; resetControl: number } {
+    return { address: this.address, resetControl: this.resetControl };
+  }
+
+  /** Loads the root's registers and remaps every BAR (restore the functions first). */
+  restore(state: { address: number; resetControl: number }): string | undefined {
+    if (!Number.isInteger(state.address) || state.address < 0 || state.address > 0xffff_ffff) {
+      return 'bad PCI config address';
+    }
+    this.address = (state.address & 0x80ff_fffc) >>> 0;
+    this.resetControl = state.resetControl & RESET_CONTROL_WRITABLE;
+    this.refreshBars();
+    return undefined;
+  }
+
   /**
    * Re-reads every function's BAR placements and maps them: after the VMM itself (not the guest)
    * changed a config space, e.g. restoring a snapshot.
