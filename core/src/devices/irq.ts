@@ -1,6 +1,12 @@
 // How devices raise interrupts, without knowing whether KVM, a test or a snapshot is behind them.
 
-/** A level-triggered interrupt line (a GSI of the in-kernel IOAPIC/PIC). */
+/**
+ * An interrupt line (a GSI of the in-kernel IOAPIC/PIC; the machine drives it with KVM_IRQ_LINE).
+ * Devices hold it high while they have something pending and low otherwise. ISA lines (the UART's
+ * IRQ 4, the i8042's IRQ 1, the RTC's IRQ 8) are edge-triggered at the IOAPIC: only a rise is an
+ * interrupt, so a device with another event for the guest drops the line before raising it again.
+ * The SCI (IRQ 9) and PCI INTx lines are level-triggered.
+ */
 export interface IrqLine {
   set(level: boolean): void;
 }
