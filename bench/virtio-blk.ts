@@ -18,6 +18,7 @@ import { VirtioBlock } from '../core/src/devices/virtio/block/device.js';
 import { BlockRequestType } from '../core/src/devices/virtio/block/request.js';
 import type { VirtioDeviceContext } from '../core/src/devices/virtio/pci/device.js';
 import { Queue } from '../core/src/devices/virtio/queue/index.js';
+import { VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE } from '../core/src/devices/virtio/queue/ring-layout.js';
 import { layoutRings, TestDriver } from '../core/src/devices/virtio/queue/test-driver.js';
 import { GuestMemory } from '../core/src/memory/guest-memory.js';
 import { printFigure } from './lib/report.js';
@@ -85,8 +86,10 @@ async function deviceReads(path: string, blockSize: number, random: boolean): Pr
   const ramSize = 2 * DEPTH * blockSize + 8 * MIB;
   const memory = new GuestMemory([{ gpa: 0, bytes: new Uint8Array(new SharedArrayBuffer(ramSize)) }]);
   const device = new VirtioBlock({ path, readOnly: true });
-  const queue = new Queue(memory, { maxSize: 256 });
-  const driver = new TestDriver(memory, layoutRings(0x1000, 256), 4 * MIB, ramSize);
+  const queueSize = 256;
+  if (DEPTH * 3 > queueSize) throw new Error(`--depth ${DEPTH}: at most ${queueSize / 3}`);
+  const queue = new Queue(memory, { maxSize: queueSize });
+  const driver = new TestDriver(memory, layoutRings(0x1000, queueSize), 4 * MIB, ramSize);
   const problem = driver.configure(queue, { eventIdx: true, indirect: true });
   if (problem) throw new Error(problem);
   const context: VirtioDeviceContext = {
@@ -101,19 +104,36 @@ async function deviceReads(path: string, blockSize: number, random: boolean): Pr
     log: (message) => console.error(message),
   };
   device.activate(context);
-  const header = new Uint8Array(16);
-  const view = new DataView(header.buffer);
+  // Each in-flight slot owns three descriptors (header, data, status) and fixed buffers, written
+  // once; a submit only rewrites the header's sector and publishes (TestDriver.addChain would
+  // zero the data buffer on every request, which a real driver does not do).
+  const slots = Array.from({ length: DEPTH }, (_, slot) => {
+    const header = driver.allocate(16);
+    const data = driver.allocate(blockSize);
+    const status = driver.allocate(1);
+    const first = slot * 3;
+    driver.writeDescriptor(first, { addr: header, len: 16, flags: VIRTQ_DESC_F_NEXT, next: first + 1 });
+    driver.writeDescriptor(first + 1, {
+      addr: data,
+      len: blockSize,
+      flags: VIRTQ_DESC_F_NEXT | VIRTQ_DESC_F_WRITE,
+      next: first + 2,
+    });
+    driver.writeDescriptor(first + 2, { addr: status, len: 1, flags: VIRTQ_DESC_F_WRITE, next: 0 });
+    memory.writeU32(header, BlockRequestType.in);
+    return { head: first, header };
+  });
+  const slotByHead = new Map(slots.map((s) => [s.head, s]));
   let next = 0;
   let outstanding = 0;
-  const submit = () => {
+  const submit = (slot: (typeof slots)[number]) => {
     outstanding++;
-    const sector = (random ? randomOffset(blockSize) : next) / 512;
+    const offset = random ? randomOffset(blockSize) : next;
     next = (next + blockSize) % FILE_SIZE;
-    view.setUint32(0, BlockRequestType.in, true);
-    view.setBigUint64(8, BigInt(sector), true);
-    driver.addChain([header], [blockSize, 1]);
+    memory.writeU64(slot.header + 8, BigInt(offset / 512));
+    driver.publish(slot.head);
   };
-  for (let i = 0; i < DEPTH; i++) submit();
+  for (const slot of slots) submit(slot);
   device.queueNotify(0);
   let bytes = 0;
   const started = performance.now();
@@ -125,7 +145,7 @@ async function deviceReads(path: string, blockSize: number, random: boolean): Pr
         bytes += used.len - 1;
         completed++;
         outstanding--;
-        if (performance.now() < deadline) submit();
+        if (performance.now() < deadline) submit(slotByHead.get(used.id)!);
       }
       if (completed > 0) device.queueNotify(0);
       if (outstanding === 0) {
@@ -154,21 +174,32 @@ try {
   const image = join(work, 'disk.img');
   makeImage(image);
   warmCache(image);
-  console.log(`virtio-blk device path: ${FILE_SIZE / MIB} MiB image (page cache), queue depth ${DEPTH}, ${SECONDS} s each`);
+  console.log(
+    `virtio-blk device path: ${FILE_SIZE / MIB} MiB image (page cache), queue depth ${DEPTH}, ${SECONDS} s each`,
+  );
 
   const sequential = [
     { name: 'host dd bs=1M', value: ddRate(image) },
     { name: 'host libuv pool 1 MiB', value: await hostReads(image, MIB, false) },
     { name: 'Vireo virtio-blk 1 MiB', value: await deviceReads(image, MIB, false) },
   ].map((row) => ({ ...row, value: typeof row.value === 'number' ? row.value / MIB : row.value }));
-  printFigure({ title: 'Sequential 1 MiB reads', unit: 'MiB/s', baseline: 'host dd bs=1M', better: 'higher' }, sequential);
+  printFigure(
+    { title: 'Sequential 1 MiB reads', unit: 'MiB/s', baseline: 'host dd bs=1M', better: 'higher' },
+    sequential,
+  );
 
   const random = [
     { name: 'host libuv pool 4 KiB', value: (await hostReads(image, 4096, true)) / 4096 },
     { name: 'Vireo virtio-blk 4 KiB', value: (await deviceReads(image, 4096, true)) / 4096 },
   ];
   printFigure(
-    { title: 'Random 4 KiB reads', unit: 'IOPS', baseline: 'host libuv pool 4 KiB', better: 'higher', digits: 0 },
+    {
+      title: 'Random 4 KiB reads',
+      unit: 'IOPS',
+      baseline: 'host libuv pool 4 KiB',
+      better: 'higher',
+      digits: 0,
+    },
     random,
   );
 } finally {

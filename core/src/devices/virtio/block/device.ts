@@ -3,7 +3,7 @@
 // and write-zeroes); several are in flight at once and complete in any order, as virtio allows.
 // Interrupts for completions that land in the same event-loop turn are coalesced into one check.
 
-import { closeSync, fdatasync, fstatSync, openSync, readv, writev } from 'node:fs';
+import { closeSync, fdatasync, fstatSync, openSync, read, readv, write, writev } from 'node:fs';
 import { featureBit, VIRTIO_ID_BLOCK, type VirtioDevice, type VirtioDeviceContext } from '../pci/device.js';
 import { punchHole } from '../pci/native-io.js';
 import type { DescriptorChain } from '../queue/index.js';
