@@ -382,9 +382,14 @@ type VectorCall = (
 ) => void;
 
 function vectorIo(call: VectorCall, fd: number, buffers: Uint8Array[], position: number): Promise<number> {
-  return new Promise((resolve, reject) =>
-    call(fd, buffers, position, (e, n) => (e ? reject(e) : resolve(n))),
-  );
+  return new Promise((resolve, reject) => {
+    const done = (e: NodeJS.ErrnoException | null, n: number) => (e ? reject(e) : resolve(n));
+    // One buffer (most requests): plain pread/pwrite, which Node dispatches more cheaply.
+    const only = buffers.length === 1 ? buffers[0]! : undefined;
+    if (only && call === readv) read(fd, only, 0, only.length, position, done);
+    else if (only && call === writev) write(fd, only, 0, only.length, position, done);
+    else call(fd, buffers, position, done);
+  });
 }
 
 /** pwritev until every byte is written (short writes happen on signals and full disks). */
