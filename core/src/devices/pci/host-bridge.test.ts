@@ -306,3 +306,22 @@ test('snapshot: the address register survives and restored functions get their B
   assert.equal(readValue(data) & 0xffff, 0x0100, 'the selected register is still 1:0x3c (pin INTA#, line 0)');
   assert.equal(b.functionAt(1), copy);
 });
+
+test('a 64-bit BAR programmed beyond 2^53 stays unmapped with a log line instead of throwing', () => {
+  const mmio = new Bus();
+  const logs: string[] = [];
+  const root = new PciRoot({ mmio, log: (m) => logs.push(m) });
+  root.attach(1, deviceWithBars().fn);
+  const { write } = mechanism1(root);
+  write(1, 0x10, 4, 0x1234_0000);
+  write(1, 0x14, 4, 0xffff_ffff);
+  write(1, 0x04, 2, 0x0002);
+  assert.deepEqual(mmio.describe(), []);
+  assert.match(logs.join('\n'), /beyond guest-physical space/);
+  write(1, 0x14, 4, 0x0000_0007);
+  assert.deepEqual(
+    mmio.describe().map((m) => m.base),
+    [0x7_1234_0000],
+    'mapped once the guest fixes the high half',
+  );
+});

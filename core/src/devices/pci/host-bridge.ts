@@ -321,7 +321,16 @@ export class PciRoot {
       const device = placement.device;
       if (!bus || !device) continue;
       const name = `pci-${devfn >> 3}.${devfn & 7}-bar${placement.index}`;
-      const clash = bus.overlapping(placement.address, placement.address + placement.size);
+      const end = placement.address + placement.size;
+      // The guest chooses the address: past what the bus can hold (2^53 for a 64-bit BAR) or on
+      // top of another device, the BAR stays unmapped and accesses there read all-ones.
+      if (!Number.isSafeInteger(end) || placement.address < 0) {
+        this.log(
+          `${name} at 0x${placement.address.toString(16)} is beyond guest-physical space: left unmapped`,
+        );
+        continue;
+      }
+      const clash = bus.overlapping(placement.address, end);
       if (clash) {
         this.log(`${name} at 0x${placement.address.toString(16)} overlaps ${clash.name}: left unmapped`);
         continue;
