@@ -53,6 +53,7 @@ class VmHost {
   private connection: Socket | undefined;
   private started = false;
   private ending = false;
+  private pendingConsole: Buffer[] = [];
 
   constructor(private readonly launch: HostLaunch) {
     this.history = new ByteRing(launch.historyBytes);
@@ -190,10 +191,7 @@ class VmHost {
     const factory = await machineFactory();
     try {
       this.machine = await factory.create(this.launch.config, {
-        onConsoleOutput: (bytes) => {
-          this.history.push(bytes);
-          this.send({ type: 'console', data: Buffer.from(bytes).toString('base64') });
-        },
+        onConsoleOutput: (bytes) => this.consoleOutput(bytes),
         log: (line) => this.log(line),
       });
     } catch (error) {
@@ -209,6 +207,20 @@ class VmHost {
       (error: unknown) =>
         this.end({ reason: 'error', message: `the VM failed: ${(error as Error).message}` }),
     );
+  }
+
+  /** A UART hands over a byte at a time: send what one event-loop turn produced as one message. */
+  private consoleOutput(bytes: Uint8Array): void {
+    this.history.push(bytes);
+    this.pendingConsole.push(Buffer.from(bytes));
+    if (this.pendingConsole.length === 1) setImmediate(() => this.flushConsole());
+  }
+
+  private flushConsole(): void {
+    if (this.pendingConsole.length === 0) return;
+    const data = Buffer.concat(this.pendingConsole).toString('base64');
+    this.pendingConsole = [];
+    this.send({ type: 'console', data });
   }
 
   /** SIGTERM: switch the VM off and leave with an exit record, rather than vanish as a crash. */
@@ -232,7 +244,10 @@ class VmHost {
     }
     this.log(`VM ended: ${exit.reason}${'message' in exit ? ` (${exit.message})` : ''}`);
     // After the reply to a command that ended the VM (console input "poweroff", stop) goes out.
-    setImmediate(() => this.send({ type: 'exit', exit, at }));
+    setImmediate(() => {
+      this.flushConsole();
+      this.send({ type: 'exit', exit, at });
+    });
     const leave = () => {
       rmSync(this.launch.socket, { force: true });
       process.exit(0);

@@ -64,7 +64,10 @@ describe('vireo VM commands', { timeout: 120_000 }, () => {
     assert.equal(info.spec.memoryBytes, 256 * 1024 * 1024);
     assert.equal(info.spec.boot.kernel, join(root, 'kernel'));
 
-    const table = vireo('list').stdout;
+    const listed = vireo('list');
+    assert.equal(listed.status, 0, listed.stderr);
+    const table = listed.stdout;
+    assert.ok(table.length > 0, `empty list output; stderr: ${listed.stderr}`);
     assert.match(table, /^NAME +ID +STATE/m);
     assert.match(table, /^alpha +alpha +stopped +2 +256M/m);
 
@@ -156,7 +159,7 @@ describe('vireo VM commands', { timeout: 120_000 }, () => {
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
     await new Promise((resolve) => setTimeout(resolve, 500));
     child.stdin.write('poweroff\r');
-    assert.equal(await exited, 0);
+    assert.equal(await exited, 0, output);
     assert.match(output, /gamma stopped \(poweroff\)/);
   });
 
