@@ -22,6 +22,8 @@ import { PM1_CNT_LENGTH, PM1_EVT_LENGTH } from '../x86/acpi/tables.js';
 import {
   IRQ_ACPI_SCI,
   IRQ_COM1,
+  IRQ_KEYBOARD,
+  IRQ_RTC,
   PCI_MMIO32_END,
   PCI_MMIO32_START,
   PORT_ACPI_PM_TIMER,
@@ -88,24 +90,39 @@ export function createPlatform(
   const pio = new Bus();
   const mmio = new Bus();
 
+  // Host input waits here while the UART's buffer is full, and moves on as the guest reads.
+  const pendingInput: Uint8Array[] = [];
+  const pumpInput = () => {
+    while (pendingInput.length > 0) {
+      const head = pendingInput[0]!;
+      const taken = uart.receive(head);
+      if (taken < head.length) {
+        pendingInput[0] = head.subarray(taken);
+        return;
+      }
+      pendingInput.shift();
+    }
+  };
   const uart = new Uart8250({
     irq: kvmIrqLine(vm, IRQ_COM1),
     onOutput: (bytes) => io.onConsoleOutput(bytes),
+    onDrain: pumpInput,
   });
   pio.register(PORT_COM1, 8, uart, 'com1');
 
-  const i8042 = new I8042(() => reset());
+  const i8042 = new I8042({ onReset: () => reset(), keyboardIrq: kvmIrqLine(vm, IRQ_KEYBOARD) });
   pio.register(PORT_I8042_DATA, 1, i8042.dataPort, 'i8042-data');
   pio.register(PORT_I8042_COMMAND, 1, i8042.commandPort, 'i8042-command');
 
-  pio.register(PORT_RTC, 2, new CmosRtc(), 'cmos-rtc');
+  const rtc = new CmosRtc({ irq: kvmIrqLine(vm, IRQ_RTC), memoryBytes: memory.size });
+  pio.register(PORT_RTC, 2, rtc, 'cmos-rtc');
 
   const pm = new AcpiPm({ sci: kvmIrqLine(vm, IRQ_ACPI_SCI), onPowerOff: () => powerOff() });
   pio.register(PORT_ACPI_PM1A_EVENT, PM1_EVT_LENGTH, pm.eventBlock, 'acpi-pm1a-event');
   pio.register(PORT_ACPI_PM1A_CONTROL, PM1_CNT_LENGTH, pm.controlBlock, 'acpi-pm1a-control');
   pio.register(PORT_ACPI_PM_TIMER, 4, pm.timer, 'acpi-pm-timer');
 
-  const pci = new PciRoot({ mmio, pio, log });
+  const pci = new PciRoot({ mmio, pio, log, onReset: () => reset() });
   pio.register(PORT_PCI_CONFIG_ADDRESS, 4, pci.addressPort, 'pci-config-address');
   pio.register(PORT_PCI_CONFIG_DATA, 4, pci.dataPort, 'pci-config-data');
 
@@ -152,8 +169,12 @@ export function createPlatform(
     pci,
     virtio,
     sendConsoleInput: (bytes) => {
-      if (virtioConsole) virtioConsole.receive(bytes);
-      else uart.receive(bytes);
+      if (virtioConsole) {
+        virtioConsole.receive(bytes);
+      } else {
+        pendingInput.push(bytes);
+        pumpInput();
+      }
     },
     pressPowerButton: () => pm.pressPowerButton(),
     onPowerOff: (handler) => {
@@ -164,6 +185,7 @@ export function createPlatform(
     },
     close: () => {
       uart.flush();
+      rtc.close();
       for (const transport of virtio) transport.close();
       for (const msi of msiSinks) msi.close();
     },
