@@ -2,13 +2,15 @@
 // (running the fake machine, VIREO_FAKE_MACHINE=1, so no KVM and no guest boot is needed).
 
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { mkdirSync, statSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { DAEMON_ENTRY } from '../daemon/connect.js';
 import { startTestDaemon, type TestDaemon } from '../daemon/test-daemon.js';
+import { DEFAULT_HOST_ENTRY } from '../manager/supervisor.js';
+import { encodeLaunch } from '../vmhost/protocol.js';
 import { type ApiClient, RpcError } from './client.js';
 import { ErrorCode, type VmEvent, type VmStatus } from './schema.js';
 
@@ -417,6 +419,50 @@ describe('daemon restart', { timeout: 120_000 }, () => {
       daemon = await daemon.restart();
       client = await daemon.client();
       assert.equal((await client.call('vm.get', { vm: 'survivor' })).status.state, 'crashed');
+    } finally {
+      await daemon.cleanup();
+    }
+  });
+
+  test('a VM host left in "starting" by a daemon that died is stopped by the next daemon', async () => {
+    let daemon = await startTestDaemon({ fakeMachine: true });
+    try {
+      const client = await daemon.client();
+      const kernel = fakeKernel(daemon);
+      await client.call('vm.create', { name: 'halfway', boot: { kind: 'kernel', kernel, cmdline: '' } });
+      await daemon.kill();
+      // What the supervisor had spawned before it could send 'start'.
+      const runtime = daemon.paths.runtimeDir;
+      const launch = encodeLaunch({
+        id: 'halfway',
+        socket: join(runtime, 'vms', 'halfway.sock'),
+        exitFile: join(runtime, 'vms', 'halfway.exit.json'),
+        config: {
+          kernel,
+          cmdline: '',
+          memoryBytes: 64 * MIB,
+          cpus: 1,
+          cpuProfile: 'auto',
+          disks: [],
+          console: 'serial',
+        },
+        historyBytes: 1024,
+      });
+      const host = spawn(process.execPath, [DEFAULT_HOST_ENTRY, launch], {
+        env: daemon.env,
+        stdio: 'ignore',
+        detached: true,
+      });
+      const hostExited = new Promise<number | null>((resolve) => host.on('exit', (code) => resolve(code)));
+      const deadline = Date.now() + 10_000;
+      while (!existsSync(join(runtime, 'vms', 'halfway.sock')) && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      daemon = await daemon.restart();
+      assert.equal(await hostExited, 0, 'the host was told to stop');
+      const info = await (await daemon.client()).call('vm.get', { vm: 'halfway' });
+      assert.equal(info.status.state, 'stopped');
+      assert.equal(info.status.lastExit?.reason, 'stopped');
     } finally {
       await daemon.cleanup();
     }

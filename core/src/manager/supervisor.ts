@@ -290,6 +290,10 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
         try {
           await this.connectLink(link, socketPath, undefined, 0);
           this.log(`${id}: reattached to VM host ${link.pid}`);
+          if (vm.status.state === 'starting') {
+            // Its start was cut short with the old daemon; nobody is waiting for it any more.
+            await link.command('stop').catch(() => {});
+          }
           continue;
         } catch {
           rmSync(socketPath, { force: true });
