@@ -76,12 +76,15 @@ export interface CapabilityOptions {
   writeMask?: Uint8Array;
   /** Called after the guest wrote into this capability's body (offset relative to the capability). */
   onWrite?: (offset: number, size: number) => void;
+  /** Called before a read of this capability returns, to refresh bytes (offset relative to it). */
+  onRead?: (offset: number, size: number) => void;
 }
 
 interface Capability {
   readonly offset: number;
   readonly length: number;
   readonly onWrite?: (offset: number, size: number) => void;
+  readonly onRead?: (offset: number, size: number) => void;
 }
 
 function isPowerOfTwo(n: number): boolean {
@@ -238,12 +241,19 @@ export class PciConfigSpace implements PciFunction {
     }
     this.lastCapability = offset;
     this.nextCapability = (offset + length + 3) & ~3;
-    this.capabilities.push({ offset, length, onWrite: options.onWrite });
+    this.capabilities.push({ offset, length, onWrite: options.onWrite, onRead: options.onRead });
     return offset;
   }
 
   configRead(offset: number, size: number): number {
     if (!validAccess(offset, size)) return 2 ** (8 * size) - 1;
+    if (offset >= FIRST_CAPABILITY) {
+      for (const cap of this.capabilities) {
+        if (cap.onRead && offset < cap.offset + cap.length && offset + size > cap.offset) {
+          cap.onRead(Math.max(offset - cap.offset, 0), size);
+        }
+      }
+    }
     return readValue(this.bytes.subarray(offset, offset + size));
   }
 

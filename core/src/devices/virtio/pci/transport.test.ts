@@ -108,7 +108,7 @@ test('PCI identity and virtio capabilities', () => {
   for (let cap = t.config.configRead(0x34, 1); cap !== 0; cap = t.config.configRead(cap + 1, 1)) {
     if (t.config.configRead(cap, 1) === 0x09) types.push(t.config.configRead(cap + 3, 1));
   }
-  assert.deepEqual(types.sort(), [1, 2, 3, 4]);
+  assert.deepEqual(types.sort(), [1, 2, 3, 4, 5]);
 });
 
 test('feature negotiation: offered bits, VERSION_1 required, unoffered bits refused', () => {
@@ -248,4 +248,23 @@ test('state round-trips into a fresh transport, which re-activates the device an
   device.context.interruptQueue(0);
   assert.deepEqual(fired, [1]);
   assert.match(b.restore({ ...state, queues: [] }) ?? '', /queues/);
+});
+
+test('the PCI configuration access window reaches BAR 0 registers through config space', () => {
+  const { t } = setup();
+  let cap = t.config.configRead(0x34, 1);
+  while (!(t.config.configRead(cap, 1) === 0x09 && t.config.configRead(cap + 3, 1) === 5)) {
+    cap = t.config.configRead(cap + 1, 1);
+  }
+  t.config.configWrite(cap + 4, 1, 0); // bar 0
+  t.config.configWrite(cap + 8, 4, COMMON_OFFSET + Common.numQueues);
+  t.config.configWrite(cap + 12, 4, 2);
+  assert.equal(t.config.configRead(cap + 16, 2), 2, 'num_queues read through the window');
+  t.config.configWrite(cap + 8, 4, COMMON_OFFSET + Common.deviceStatus);
+  t.config.configWrite(cap + 12, 4, 1);
+  t.config.configWrite(cap + 16, 1, STATUS_ACKNOWLEDGE);
+  assert.equal(t.deviceStatus, STATUS_ACKNOWLEDGE, 'status written through the window');
+  t.config.configWrite(cap + 12, 4, 3); // a length the window refuses
+  t.config.configWrite(cap + 16, 1, 0);
+  assert.equal(t.deviceStatus, STATUS_ACKNOWLEDGE);
 });

@@ -57,6 +57,7 @@ export const CAP_COMMON = 1;
 export const CAP_NOTIFY = 2;
 export const CAP_ISR = 3;
 export const CAP_DEVICE = 4;
+export const CAP_PCI_CFG = 5;
 const PCI_CAP_ID_VENDOR = 0x09;
 
 /** Common configuration register offsets (§4.1.4.3). */
@@ -171,6 +172,7 @@ export class VirtioPciTransport {
     this.addVirtioCap(CAP_ISR, ISR_OFFSET, 1);
     this.addVirtioCap(CAP_DEVICE, DEVICE_CONFIG_OFFSET, Math.max(device.configSize, 1));
     this.addVirtioCap(CAP_NOTIFY, NOTIFY_OFFSET, NOTIFY_MULTIPLIER * this.queues.length, NOTIFY_MULTIPLIER);
+    this.addPciCfgWindow();
     this.msix = new Msix(
       this.config,
       this.queues.length + 1,
@@ -272,6 +274,46 @@ export class VirtioPciTransport {
     v.setUint32(10, length, true);
     if (multiplier !== undefined) v.setUint32(14, multiplier, true);
     this.config.addCapability(PCI_CAP_ID_VENDOR, body);
+  }
+
+  /**
+   * VIRTIO_PCI_CAP_PCI_CFG: a window into BAR 0 through config space, for drivers that cannot map
+   * the BAR (firmware). The driver writes bar, offset and length, then reads or writes the data.
+   */
+  private addPciCfgWindow(): void {
+    const body = new Uint8Array(18);
+    body[0] = 20; // cap_len
+    body[1] = CAP_PCI_CFG;
+    const writeMask = new Uint8Array(18);
+    writeMask[2] = 0xff; // bar
+    writeMask.fill(0xff, 6, 18); // offset, length, pci_cfg_data
+    let at = 0;
+    const field = (bodyOffset: number, size: number) => this.config.configRead(at + 2 + bodyOffset, size);
+    const window = (): { offset: number; length: number } | undefined => {
+      const offset = field(6, 4);
+      const length = field(10, 4);
+      if (field(2, 1) !== BAR_INDEX || ![1, 2, 4].includes(length)) return undefined;
+      if (offset % length !== 0 || offset + length > BAR_SIZE) return undefined;
+      return { offset, length };
+    };
+    const DATA = 16; // pci_cfg_data, relative to the capability
+    at = this.config.addCapability(PCI_CAP_ID_VENDOR, body, {
+      writeMask,
+      onWrite: (offset, size) => {
+        if (offset + size <= DATA || offset >= DATA + 4) return;
+        const w = window();
+        if (!w) return;
+        this.barWrite(w.offset, this.config.bytes.slice(at + DATA, at + DATA + w.length));
+      },
+      onRead: (offset, size) => {
+        if (offset + size <= DATA || offset >= DATA + 4) return;
+        const w = window();
+        if (!w) return;
+        const data = new Uint8Array(w.length);
+        this.barRead(w.offset, data);
+        this.config.bytes.set(data, at + DATA);
+      },
+    });
   }
 
   private placeKicks(bar: BarMapping): void {
