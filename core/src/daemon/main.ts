@@ -2,16 +2,31 @@
 
 import { startDaemon } from './daemon.js';
 
+function logLine(text: string): void {
+  process.stderr.write(`${new Date().toISOString()} ${text}\n`);
+}
+
 export async function runDaemonForeground(env: NodeJS.ProcessEnv = process.env): Promise<void> {
-  const daemon = await startDaemon({ env });
-  await new Promise<void>((resolve) => {
-    const shutdown = (signal: string) => {
-      process.stderr.write(`${new Date().toISOString()} ${signal}: daemon stopping; VMs keep running\n`);
-      void daemon.close().then(resolve);
-    };
-    process.once('SIGTERM', () => shutdown('SIGTERM'));
-    process.once('SIGINT', () => shutdown('SIGINT'));
-  });
+  // One failed operation must not take the daemon, and with it every client and VM record, down.
+  const onRejection = (reason: unknown) =>
+    logLine(`unhandled rejection: ${(reason as Error)?.stack ?? reason}`);
+  const onException = (error: Error) => logLine(`uncaught exception: ${error.stack ?? error.message}`);
+  process.on('unhandledRejection', onRejection);
+  process.on('uncaughtException', onException);
+  try {
+    const daemon = await startDaemon({ env });
+    await new Promise<void>((resolve) => {
+      const shutdown = (signal: string) => {
+        logLine(`${signal}: daemon stopping; VMs keep running`);
+        void daemon.close().then(resolve);
+      };
+      process.once('SIGTERM', () => shutdown('SIGTERM'));
+      process.once('SIGINT', () => shutdown('SIGINT'));
+    });
+  } finally {
+    process.off('unhandledRejection', onRejection);
+    process.off('uncaughtException', onException);
+  }
 }
 
 const isEntryPoint = process.argv[1]?.endsWith('/daemon/main.js');
