@@ -186,7 +186,10 @@ export function createPlatform(
     close: () => {
       uart.flush();
       rtc.close();
-      for (const transport of virtio) transport.close();
+      for (const transport of virtio) {
+        if (process.env.VIREO_DEBUG) log(`${transport.device.name}: ${JSON.stringify(transport.metrics)}`);
+        transport.close();
+      }
       for (const msi of msiSinks) msi.close();
     },
   };

@@ -215,6 +215,16 @@ test('capacity changes are announced with a config interrupt', () => {
   device.close();
 });
 
+test('a host-side resize is noticed while the driver runs', async () => {
+  const path = image(new Uint8Array(4096));
+  const device = new VirtioBlock({ path, capacityPollMs: 10 });
+  const h = activateDevice(device);
+  truncateSync(path, 1 << 20);
+  await waitFor('config change', () => (h.configChanges > 0 ? true : undefined));
+  assert.equal(device.capacitySectors, 2048);
+  device.close();
+});
+
 test('completions after a reset do not reach the rings', async () => {
   const device = new VirtioBlock({ path: image(new Uint8Array(1 << 20)) });
   const h = activateDevice(device);

@@ -45,6 +45,11 @@ export interface BlockOptions {
   serial?: string;
   /** For logs: "vda". */
   name?: string;
+  /**
+   * How often to look at the image's size while the driver runs (ms; 0: never). A host-side
+   * `truncate -s` then reaches the guest as a capacity change. Default 2000.
+   */
+  capacityPollMs?: number;
 }
 
 export class BlockMetrics {
@@ -96,6 +101,7 @@ export class VirtioBlock implements VirtioDevice {
   private paused = false;
   private interruptPending = false;
   private idleWaiters: (() => void)[] = [];
+  private capacityTimer: NodeJS.Timeout | undefined;
 
   constructor(readonly options: BlockOptions) {
     this.readOnly = options.readOnly ?? false;
@@ -141,6 +147,11 @@ export class VirtioBlock implements VirtioDevice {
 
   activate(context: VirtioDeviceContext): void {
     this.context = context;
+    const poll = this.options.capacityPollMs ?? 2000;
+    if (poll > 0) {
+      this.capacityTimer = setInterval(() => this.refreshCapacity(), poll);
+      this.capacityTimer.unref(); // never what keeps a VM host process alive
+    }
     this.drain();
   }
 
@@ -150,6 +161,8 @@ export class VirtioBlock implements VirtioDevice {
 
   reset(): void {
     this.context = undefined;
+    clearInterval(this.capacityTimer);
+    this.capacityTimer = undefined;
     this.generation++;
     this.paused = false;
     this.interruptPending = false;
