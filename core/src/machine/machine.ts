@@ -94,7 +94,8 @@ export class Machine {
       vm.setTssAddress(KVM_TSS_ADDR);
       vm.setIdentityMapAddress(KVM_IDENTITY_MAP_ADDR);
       vm.createIrqchip();
-      vm.createPit();
+      // Speaker-dummy mode: KVM also answers port 0x61 (PIT channel 2's output in bit 5).
+      vm.createPit(1);
 
       const regions = ramRegions(config.memoryBytes).map((region, slot) => {
         const bytes = allocateGuestRam(region.size);
@@ -160,7 +161,7 @@ export class Machine {
       mmio: this.platform.mmio,
       onInternalError: (vcpu, info, index) => {
         if (info.suberror !== INTERNAL_ERROR_EMULATION) return undefined;
-        const outcome = handleEmulationFailure(vcpu, info.data);
+        const outcome = handleEmulationFailure(vcpu, info.data, this.memory);
         if (outcome.kind === 'continue') {
           this.io.log(`vCPU ${index}: ${outcome.note}`);
           return 'continue';
