@@ -390,7 +390,9 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     const vm = this.runtime(id);
     const crashed = exit.reason === 'crashed' || exit.reason === 'error';
     const consoleTail = vm.history.lastLines(CRASH_CONSOLE_LINES);
-    const lastExit: VmExit = crashed || exit.reason === 'start-failed' ? { ...exit, consoleTail } : exit;
+    // A reset (a panicking guest with panic=-1 ends this way too) also keeps the console's last words.
+    const keepTail = crashed || exit.reason === 'start-failed' || exit.reason === 'reset';
+    const lastExit: VmExit = keepTail ? { ...exit, consoleTail } : exit;
     if (vm.link) {
       vm.link.exited = true;
       vm.link.finish();
