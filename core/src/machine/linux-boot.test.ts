@@ -1,32 +1,15 @@
 // Real Linux boots through the real `vireo run`: few of them, each checking many things. On hosts
 // whose KVM emulates guest kernel code (see DESIGN.md) each takes minutes, and guest user space
-// cannot run there (see USERSPACE_SKIP below), so those boots check what the kernel reports.
+// cannot run there (see guestUserspaceSkipReason), so those boots check what the kernel reports.
 import assert from 'node:assert/strict';
 import { describe } from 'node:test';
 import { guestMaterial, materialSkipReason } from '../../../tests/support/material.js';
-import { bootTest, slowBootSkipReason } from '../../../tests/support/tags.js';
+import { bootTest, guestUserspaceSkipReason, slowBootSkipReason } from '../../../tests/support/tags.js';
 import { startVireo, type VireoRun } from '../../../tests/support/vireo-process.js';
 import { INIT_READY_MARKER, testScriptParameter } from '../guest-material/test-protocol.js';
-import { Kvm } from '../kvm/kvm.js';
-import { chooseCpuidProfile } from '../x86/cpuid.js';
 
 const MINUTE = 60_000;
 const material = guestMaterial();
-
-/** Why guest user space is not exercised on this host, or false where it is. */
-function userspaceSkipReason(): string | false {
-  const kvm = Kvm.open();
-  try {
-    if (chooseCpuidProfile(kvm.supportedCpuid()).profile === 'host') return false;
-  } finally {
-    kvm.close();
-  }
-  return (
-    'this host KVM emulates guest kernel code, and a guest `syscall` from user mode lands at ' +
-    'MSR_LSTAR (entry_SYSCALL_64) without entering kernel mode, so /init dies with SIGSEGV there; ' +
-    'the boot is checked up to the kernel starting /init'
-  );
-}
 
 /** Kernel log lines every boot of our machine must show, whatever the guest's user space does. */
 function assertKernelSawTheMachine(log: string, cpus: number): void {
@@ -56,7 +39,7 @@ describe('Linux boots', { skip: slowBootSkipReason() || materialSkipReason() }, 
       try {
         const log = await vm.waitFor(/Run \/init as init process/, 25 * MINUTE);
         assertKernelSawTheMachine(log, 2);
-        const skip = userspaceSkipReason();
+        const skip = guestUserspaceSkipReason();
         if (skip) {
           t.diagnostic(`user space not checked: ${skip}`);
           return;
@@ -97,7 +80,7 @@ describe('Linux boots', { skip: slowBootSkipReason() || materialSkipReason() }, 
       try {
         const log = await vm.waitFor(/Run \/init as init process/, 20 * MINUTE);
         assertKernelSawTheMachine(log, 1);
-        const skip = userspaceSkipReason();
+        const skip = guestUserspaceSkipReason();
         if (skip) {
           t.diagnostic(`user space not checked: ${skip}`);
           return;

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { type ChildProcessWithoutNullStreams, spawn, spawnSync } from 'node:child_process';
 import { describe } from 'node:test';
 import { guestMaterial, materialSkipReason } from '../../../tests/support/material.js';
-import { bootTest, kvmTest } from '../../../tests/support/tags.js';
+import { bootTest, guestUserspaceSkipReason, kvmTest } from '../../../tests/support/tags.js';
 import { VIREO_BIN } from '../../../tests/support/vireo-process.js';
 import { type ApiClient, RpcError } from '../api/client.js';
 import { ErrorCode, type VmStatus } from '../api/schema.js';
@@ -85,7 +85,7 @@ describe('real VMs under the supervisor', { skip: materialSkipReason() }, () => 
   );
 });
 
-describe('a Linux VM from the CLI', { skip: materialSkipReason() }, () => {
+describe('a Linux VM from the CLI', { skip: materialSkipReason() || guestUserspaceSkipReason() }, () => {
   bootTest(
     'create, start, drive through `vireo console`, stop and delete',
     async () => {
