@@ -143,7 +143,7 @@ export class Machine {
         vcpus.push(vcpu);
       }
 
-      const platform = createPlatform(vm, memory, io);
+      const platform = createPlatform(vm, memory, io, { disks: config.disks, console: config.console });
       return new Machine(config, boot, cpuProfile, kvm, vm, memory, vcpus, platform, io);
     } catch (error) {
       vm?.close();
