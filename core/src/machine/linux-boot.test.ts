@@ -46,7 +46,7 @@ describe('Linux boots', { skip: slowBootSkipReason() || materialSkipReason() }, 
         }
         await vm.waitFor(new RegExp(INIT_READY_MARKER), 5 * MINUTE);
         // Busybox asks for the cursor position (ESC[6n) after each prompt.
-        await vm.waitFor(/# (\x1b\[6n)?$/m, 2 * MINUTE);
+        await vm.waitFor(new RegExp(`# (${String.fromCharCode(27)}\\[6n)?$`, 'm'), 2 * MINUTE);
         // Typed input reaches the guest through the UART's receive interrupt.
         vm.type('echo vireo-$((6*7))\n');
         await vm.waitFor(/vireo-42/, 2 * MINUTE);

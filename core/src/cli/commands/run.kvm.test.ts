@@ -70,7 +70,7 @@ kvmTest('Ctrl-A x stops a running guest', async () => {
 });
 
 kvmTest('a reset through the i8042 stops the VM and says so', async () => {
-  const vm = run(buildPvhGuest(dir, 'reset', 'mov $0xfe, %al\nout %al, $0x64\n' + HALT_FOREVER));
+  const vm = run(buildPvhGuest(dir, 'reset', `mov $0xfe, %al\nout %al, $0x64\n${HALT_FOREVER}`));
   const { code } = await vm.exited;
   assert.equal(code, 0, vm.output());
   assert.match(vm.output(), /the guest reset itself/);
