@@ -347,6 +347,7 @@ export function encodeVcpuEvents(e: VcpuEvents, bytes = new Uint8Array(VCPU_EVEN
 export interface CpuidEntry {
   function: number;
   index: number;
+  /** KVM_CPUID_FLAG_* (bit 0: the index is significant). */
   flags: number;
   eax: number;
   ebx: number;

@@ -1,15 +1,8 @@
 // Guest CPUID: KVM_GET_SUPPORTED_CPUID filtered through a named profile, per vCPU.
 
-export interface CpuidEntry {
-  function: number;
-  index: number;
-  /** KVM_CPUID_FLAG_* (bit 0: the index is significant). */
-  flags: number;
-  eax: number;
-  ebx: number;
-  ecx: number;
-  edx: number;
-}
+import type { CpuidEntry } from '../kvm/structs.js';
+
+export type { CpuidEntry };
 
 export const KVM_CPUID_FLAG_SIGNIFCANT_INDEX = 1;
 

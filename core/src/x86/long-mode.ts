@@ -4,6 +4,7 @@
 import type { Regs, Segment, Sregs } from '../kvm/structs.js';
 import { emptyRegs } from '../kvm/structs.js';
 import type { GuestMemory } from '../memory/guest-memory.js';
+import { encodeDescriptor } from './cpu-state.js';
 import { BOOT_GDT, BOOT_IDT, BOOT_PD, BOOT_PDPT, BOOT_PML4 } from './layout.js';
 
 export const BOOT_CS = 0x10;
@@ -29,7 +30,7 @@ const PTE_FLAGS = PTE_PRESENT | PTE_WRITE | PTE_USER;
 const GiB = 1n << 30n;
 const TWO_MiB = 1n << 21n;
 
-export interface DescriptorFields {
+export interface SegmentDescriptorFields {
   base: number;
   limit: number;
   /** Type nibble: 0xb code execute/read accessed, 0x3 data read/write accessed. */
@@ -42,19 +43,13 @@ export interface DescriptorFields {
 }
 
 /** The 8-byte code/data descriptor (S=1, present, 4 KiB granularity). */
-export function encodeSegmentDescriptor(d: DescriptorFields): bigint {
-  const base = BigInt(d.base >>> 0);
-  const limit = BigInt(d.limit >>> 0) & 0xf_ffffn;
-  const access = 0x80n | (BigInt(d.dpl & 3) << 5n) | 0x10n | BigInt(d.type & 0xf);
-  const flags = 0x8n | (d.big ? 0x4n : 0n) | (d.long ? 0x2n : 0n);
-  return (
-    (limit & 0xffffn) |
-    ((base & 0xff_ffffn) << 16n) |
-    (access << 40n) |
-    ((limit >> 16n) << 48n) |
-    (flags << 52n) |
-    ((base >> 24n) << 56n)
-  );
+export function encodeSegmentDescriptor(d: SegmentDescriptorFields): bigint {
+  return encodeDescriptor({
+    base: d.base,
+    limit: d.limit,
+    access: 0x80 | ((d.dpl & 3) << 5) | 0x10 | (d.type & 0xf),
+    flags: 0x8 | (d.big ? 0x4 : 0) | (d.long ? 0x2 : 0),
+  });
 }
 
 function flatSegment(selector: number, type: number, long: boolean): Segment {
