@@ -3,7 +3,7 @@
 
 import { EventEmitter } from 'node:events';
 import { connect, type Socket } from 'node:net';
-import { encodeMessage, LineSplitter } from './framing.js';
+import { encodeMessage, readLines } from './framing.js';
 import {
   type ConsoleOutputNotification,
   ErrorCodeName,
@@ -52,17 +52,7 @@ export class ApiClient extends EventEmitter<ClientEvents> {
 
   private constructor(private readonly socket: Socket) {
     super();
-    const splitter = new LineSplitter(MAX_MESSAGE_BYTES);
-    socket.on('data', (chunk: Buffer) => {
-      let lines: string[];
-      try {
-        lines = splitter.push(chunk);
-      } catch {
-        socket.destroy();
-        return;
-      }
-      for (const line of lines) if (line) this.onLine(line);
-    });
+    readLines(socket, MAX_MESSAGE_BYTES, (line) => this.onLine(line));
     socket.on('error', () => {});
     socket.on('close', () => {
       this.closed = true;

@@ -48,6 +48,28 @@ export class LineSplitter {
   }
 }
 
+/**
+ * Calls `onLine` for each non-empty line `socket` receives; a line past `maxLineBytes` ends the
+ * connection (the peer is misbehaving, and nothing after it can be framed again).
+ */
+export function readLines(
+  socket: { on(event: 'data', listener: (chunk: Buffer) => void): unknown; destroy(): void },
+  maxLineBytes: number,
+  onLine: (line: string) => void,
+): void {
+  const splitter = new LineSplitter(maxLineBytes);
+  socket.on('data', (chunk: Buffer) => {
+    let lines: string[];
+    try {
+      lines = splitter.push(chunk);
+    } catch {
+      socket.destroy();
+      return;
+    }
+    for (const line of lines) if (line.trim()) onLine(line);
+  });
+}
+
 export function encodeMessage(message: unknown): string {
   return `${JSON.stringify(message)}\n`;
 }

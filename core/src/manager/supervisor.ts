@@ -10,7 +10,7 @@ import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, 
 import { connect, type Socket } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { encodeMessage, LineSplitter } from '../api/framing.js';
+import { encodeMessage, readLines } from '../api/framing.js';
 import {
   ApiError,
   ErrorCode,
@@ -474,26 +474,15 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     onHello: () => void,
   ): void {
     const id = link.id;
-    const splitter = new LineSplitter(MAX_MESSAGE_BYTES);
-    socket.on('data', (chunk: Buffer) => {
-      let lines: string[];
+    readLines(socket, MAX_MESSAGE_BYTES, (line) => {
+      let message: HostMessage;
       try {
-        lines = splitter.push(chunk);
+        message = JSON.parse(line) as HostMessage;
       } catch {
-        socket.destroy();
+        this.log(`${id}: malformed message from the VM host`);
         return;
       }
-      for (const line of lines) {
-        if (!line) continue;
-        let message: HostMessage;
-        try {
-          message = JSON.parse(line) as HostMessage;
-        } catch {
-          this.log(`${id}: malformed message from the VM host`);
-          continue;
-        }
-        this.onHostMessage(link, message, onHello);
-      }
+      this.onHostMessage(link, message, onHello);
     });
     socket.on('error', () => {});
     socket.on('close', () => {

@@ -6,7 +6,7 @@
 import { chmodSync, mkdirSync, rmSync } from 'node:fs';
 import { createServer, type Socket } from 'node:net';
 import { dirname } from 'node:path';
-import { encodeMessage, LineSplitter } from '../api/framing.js';
+import { encodeMessage, readLines } from '../api/framing.js';
 import { ErrorCode, MAX_MESSAGE_BYTES } from '../api/schema.js';
 import type { Machine, MachineExit, MachineIo } from '../machine/machine.js';
 import { writeFileAtomic } from '../manager/atomic-file.js';
@@ -78,17 +78,7 @@ class VmHost {
     // One supervisor at a time: a newer connection (a restarted daemon) replaces an older one.
     this.connection?.destroy();
     this.connection = socket;
-    const splitter = new LineSplitter(MAX_MESSAGE_BYTES);
-    socket.on('data', (chunk: Buffer) => {
-      let lines: string[];
-      try {
-        lines = splitter.push(chunk);
-      } catch {
-        socket.destroy();
-        return;
-      }
-      for (const line of lines) if (line.trim()) this.handleLine(line);
-    });
+    readLines(socket, MAX_MESSAGE_BYTES, (line) => this.handleLine(line));
     socket.on('error', () => {});
     socket.on('close', () => {
       if (this.connection === socket) this.connection = undefined;
