@@ -328,6 +328,7 @@ static const struct state_ioctl vcpu_states[] = {
     {"KVM_GET_XCRS", KVM_GET_XCRS, "KVM_SET_XCRS", KVM_SET_XCRS, sizeof(struct kvm_xcrs)},
     {"KVM_GET_DEBUGREGS", KVM_GET_DEBUGREGS, "KVM_SET_DEBUGREGS", KVM_SET_DEBUGREGS,
      sizeof(struct kvm_debugregs)},
+    {"KVM_GET_XSAVE", KVM_GET_XSAVE, "KVM_SET_XSAVE", KVM_SET_XSAVE, sizeof(struct kvm_xsave)},
 };
 
 static const struct state_ioctl vm_states[] = {

@@ -102,5 +102,6 @@ export const VcpuStateKind = {
   MP_STATE: 5,
   XCRS: 6,
   DEBUGREGS: 7,
+  XSAVE: 8,
 } as const;
 export const VmStateKind = { IRQCHIP: 0, PIT2: 1, CLOCK: 2 } as const;

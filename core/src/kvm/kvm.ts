@@ -286,6 +286,17 @@ export class Vcpu {
     this.addon.vcpuSetState(this.fd, VcpuStateKind.FPU, encodeFpu(fpu));
   }
 
+  /**
+   * struct kvm_xsave (4096 bytes, the XSAVE layout: MXCSR at byte 24). KVM_GET_FPU/KVM_SET_FPU
+   * leave MXCSR out; this is the way to it (emulation-failure.ts's ldmxcsr/stmxcsr use it).
+   */
+  getXsave(): Uint8Array {
+    return this.get(VcpuStateKind.XSAVE, 4096);
+  }
+  setXsave(xsave: Uint8Array): void {
+    this.addon.vcpuSetState(this.fd, VcpuStateKind.XSAVE, xsave);
+  }
+
   /** The raw APIC page (struct kvm_lapic_state); see lapicRead/lapicWrite. */
   getLapic(): Uint8Array {
     return this.get(VcpuStateKind.LAPIC, LAPIC_SIZE);

@@ -46,7 +46,9 @@ export const SAFE_MAX_BASIC_LEAF = 0xb;
 
 /** Kernel parameters a profile needs because the guest sees some host feature bits whatever CPUID says. */
 export function profileKernelArgs(profile: CpuidProfileName): string[] {
-  return profile === 'emulation-safe' ? ['clearcpuid=smap,smep,umip,xsave,cx16,popcnt'] : [];
+  return profile === 'emulation-safe'
+    ? ['clearcpuid=smap,smep,umip,xsave,cx16,popcnt,ssse3,sse4_1,sse4_2,avx,avx2,avx512f']
+    : [];
 }
 
 export interface ProfileChoice {
