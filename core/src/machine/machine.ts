@@ -69,6 +69,7 @@ function openKvm(): Kvm {
 export class Machine {
   private vcpuSet: VcpuSet | undefined;
   private running: Promise<MachineExit> | undefined;
+  private closed = false;
 
   private constructor(
     readonly config: MachineConfig,
@@ -155,6 +156,9 @@ export class Machine {
   /** Starts the vCPUs; resolves when the VM has ended and its resources are released. */
   run(): Promise<MachineExit> {
     if (this.running) return this.running;
+    const debug = process.env.VIREO_DEBUG ? this.io.log : () => {};
+    // A workaround is worth saying once; a kernel can hit the same one thousands of times.
+    const workaroundsSeen = new Set<string>();
     const vcpuSet = new VcpuSet({
       vcpus: this.vcpus,
       pio: this.platform.pio,
@@ -163,13 +167,16 @@ export class Machine {
         if (info.suberror !== INTERNAL_ERROR_EMULATION) return undefined;
         const outcome = handleEmulationFailure(vcpu, info.data, this.memory);
         if (outcome.kind === 'continue') {
-          this.io.log(`vCPU ${index}: ${outcome.note}`);
+          const kind = outcome.note.split(' at ')[0]!;
+          const say = workaroundsSeen.has(kind) ? debug : this.io.log;
+          workaroundsSeen.add(kind);
+          say(`vCPU ${index}: ${outcome.note}${say === debug ? '' : ' (repeats are not logged)'}`);
           return 'continue';
         }
         return { reason: 'error', vcpu: index, message: `vCPU ${index}: ${outcome.message}` };
       },
       log: this.io.log,
-      debug: process.env.VIREO_DEBUG ? this.io.log : () => {},
+      debug,
     });
     this.vcpuSet = vcpuSet;
     this.platform.onPowerOff(() => vcpuSet.requestStop({ reason: 'shutdown', message: 'guest powered off' }));
@@ -198,8 +205,6 @@ export class Machine {
     }
     await this.vcpuSet.stop('stopped from the console');
   }
-
-  private closed = false;
 
   private close(): void {
     if (this.closed) return;
