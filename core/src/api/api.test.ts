@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
+import { availableParallelism, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { DAEMON_ENTRY } from '../daemon/connect.js';
@@ -123,6 +124,12 @@ describe('API over the daemon socket', { timeout: 120_000 }, () => {
   test('the runtime folder is private and the socket is 0600', () => {
     assert.equal(statSync(daemon.paths.runtimeDir).mode & 0o777, 0o700);
     assert.equal(statSync(daemon.paths.socket).mode & 0o777, 0o600);
+  });
+
+  test('daemon.info reports the host memory and CPUs that bound a VM', async () => {
+    const info = await client.call('daemon.info', {});
+    assert.equal(info.host.memoryBytes, totalmem());
+    assert.equal(info.host.cpus, availableParallelism());
   });
 
   test('create, list, get, update, delete; events reach a subscriber', async () => {

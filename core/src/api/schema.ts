@@ -193,7 +193,14 @@ const Base64 = z.string().regex(/^[A-Za-z0-9+/]*={0,2}$/, 'base64 data');
 export const Methods = {
   'daemon.info': {
     params: z.object({}).strict(),
-    result: z.object({ pid: z.number(), version: z.string(), socket: z.string(), dataDir: z.string() }),
+    result: z.object({
+      pid: z.number(),
+      version: z.string(),
+      socket: z.string(),
+      dataDir: z.string(),
+      /** What the host has, so clients can bound a VM's resources (the wizard's memory and CPUs). */
+      host: z.object({ memoryBytes: z.number(), cpus: z.number() }),
+    }),
   },
   'vm.list': {
     params: z.object({}).strict(),

@@ -3,6 +3,7 @@
 // daemon reattaches to them.
 
 import { closeSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { availableParallelism, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { ApiError, ErrorCode, type VmEvent, type VmInfo, type VmSpec } from '../api/schema.js';
 import { ApiServer, type Connection, ensurePrivateDir, type Handlers } from '../api/server.js';
@@ -104,6 +105,7 @@ export async function startDaemon(options: DaemonOptions = {}): Promise<Daemon> 
         version: DAEMON_VERSION,
         socket: paths.socket,
         dataDir: paths.dataDir,
+        host: { memoryBytes: totalmem(), cpus: availableParallelism() },
       }),
       'vm.list': () => {
         const { specs, invalid } = library.scan();
