@@ -68,6 +68,41 @@ export const Disk = z
   .strict();
 export type Disk = z.infer<typeof Disk>;
 
+export const SECTOR_BYTES = 512;
+
+/** A blank raw image the library creates (sparse) in the VM's folder; the spec then names its path. */
+export const NewDisk = z
+  .object({
+    create: z
+      .object({
+        sizeBytes: z
+          .number()
+          .int()
+          .min(MIB, 'a new disk is at least 1M')
+          .max(2 ** 46, 'a new disk is at most 64T')
+          .refine((n) => n % SECTOR_BYTES === 0, `a disk size is whole ${SECTOR_BYTES}-byte sectors`),
+      })
+      .strict(),
+    readonly: z.literal(false).default(false),
+  })
+  .strict();
+export type NewDisk = z.input<typeof NewDisk>;
+
+/**
+ * In vm.create and vm.update: an existing image, or a new blank one (an object with `create`). The
+ * branch is chosen by that key rather than by z.union, so errors name the field, not just the disk.
+ */
+const DiskOrNew = z.unknown().transform((value, ctx) => {
+  const schema = typeof value === 'object' && value !== null && 'create' in value ? NewDisk : Disk;
+  const parsed = schema.safeParse(value);
+  if (parsed.success) return parsed.data;
+  for (const issue of parsed.error.issues) {
+    ctx.addIssue({ code: 'custom', message: issue.message, path: issue.path });
+  }
+  return z.NEVER;
+}) as unknown as z.ZodType<Disk | z.output<typeof NewDisk>, z.input<typeof Disk> | NewDisk>;
+const DisksOrNew = z.array(DiskOrNew).max(MAX_DISKS, `at most ${MAX_DISKS} disks`);
+
 const MacAddress = z
   .string()
   .regex(/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/, 'a MAC address is six lowercase hex pairs joined by colons')
@@ -133,7 +168,7 @@ export const VmSpec = VmSettings.extend({
 }).strict();
 export type VmSpec = z.infer<typeof VmSpec>;
 
-export const VmCreateParams = VmSettings.strict();
+export const VmCreateParams = VmSettings.extend({ disks: DisksOrNew.default([]) }).strict();
 export type VmCreateParams = z.input<typeof VmCreateParams>;
 
 /** Changes to a VM: any settings; what is given replaces the old value whole. */
@@ -144,7 +179,7 @@ export const VmChanges = z
     memoryBytes: MemoryBytes,
     cpuProfile: CpuProfile,
     boot: BootSource,
-    disks: z.array(Disk).max(MAX_DISKS),
+    disks: DisksOrNew,
     network: Network,
     console: ConsoleSpec,
     display: DisplaySpec,

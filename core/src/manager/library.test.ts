@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, test } from 'node:test';
@@ -7,6 +7,7 @@ import { ApiError, ErrorCode } from '../api/schema.js';
 import { slugFromName, VmLibrary } from './library.js';
 import { vireoPaths } from './paths.js';
 
+const MIB = 1024 * 1024;
 let dataHome: string;
 let library: VmLibrary;
 
@@ -124,6 +125,34 @@ describe('VmLibrary', () => {
       ErrorCode.invalidParams,
     );
     assert.deepEqual(library.get(spec.id), next);
+  });
+
+  test('new blank disks become sparse raw files in the VM folder, beside existing ones kept as given', () => {
+    const existing = join(dataHome, 'existing.img');
+    writeFileSync(existing, 'data');
+    const spec = library.create({
+      name: 'disks',
+      disks: [{ create: { sizeBytes: 8 * MIB } }, { path: existing, readonly: true }],
+    });
+    const dir = join(dataHome, 'vireo', 'vms', spec.id);
+    assert.deepEqual(spec.disks, [
+      { path: join(dir, 'disk-0.raw'), readonly: false, format: 'raw' },
+      { path: existing, readonly: true, format: 'raw' },
+    ]);
+    const blank = statSync(join(dir, 'disk-0.raw'));
+    assert.equal(blank.size, 8 * MIB);
+    assert.ok(blank.blocks * 512 < MIB, 'sparse: no blocks written');
+    assert.equal(blank.mode & 0o777, 0o600);
+
+    const next = library.update(spec.id, { disks: [...spec.disks, { create: { sizeBytes: 2 * MIB } }] });
+    assert.equal(next.disks[2]?.path, join(dir, 'disk-1.raw'), 'a free name beside disk-0.raw');
+    assert.equal(statSync(join(dir, 'disk-1.raw')).size, 2 * MIB);
+
+    assert.equal(
+      apiErrorCode(() => library.create({ name: 'odd', disks: [{ create: { sizeBytes: MIB + 1 } }] })),
+      ErrorCode.invalidParams,
+    );
+    assert.equal(library.scan().specs.length, 1, 'nothing created for the refused VM');
   });
 
   test('a hand edit of spec.json is picked up (cache keyed on mtime and size)', () => {

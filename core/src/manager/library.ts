@@ -2,10 +2,23 @@
 // later its disks, logs and snapshots). Every write is atomic. A spec.json that fails validation is
 // reported with its fields and reasons and is never rewritten or dropped: the person may fix it.
 
-import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  fsyncSync,
+  ftruncateSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import {
   ApiError,
+  type Disk,
   ErrorCode,
   type InvalidVm,
   SPEC_VERSION,
@@ -128,17 +141,25 @@ export class VmLibrary {
     }
     this.assertNameFree(settings.data.name);
     const id = this.freeId(slugFromName(settings.data.name));
+    const dir = join(this.vmsDir, id);
+    const { disks, blanks } = placeNewDisks(dir, settings.data.disks);
     const spec = VmSpec.parse({
       ...settings.data,
+      disks,
       version: SPEC_VERSION,
       id,
       createdAt: now.toISOString(),
       updatedAt: now.toISOString(),
     });
-    const dir = join(this.vmsDir, id);
     mkdirSync(dir, { mode: 0o700 });
     fsyncDirectory(this.vmsDir);
-    this.write(spec);
+    try {
+      createBlankImages(dir, blanks);
+      this.write(spec);
+    } catch (error) {
+      rmSync(dir, { recursive: true, force: true });
+      throw error;
+    }
     return spec;
   }
 
@@ -151,10 +172,18 @@ export class VmLibrary {
     if (parsed.data.name !== undefined && parsed.data.name !== current.name) {
       this.assertNameFree(parsed.data.name);
     }
-    const next = VmSpec.safeParse({ ...current, ...parsed.data, updatedAt: now.toISOString() });
+    const dir = join(this.vmsDir, id);
+    const placed = parsed.data.disks && placeNewDisks(dir, parsed.data.disks);
+    const next = VmSpec.safeParse({
+      ...current,
+      ...parsed.data,
+      ...(placed && { disks: placed.disks }),
+      updatedAt: now.toISOString(),
+    });
     if (!next.success) {
       throw new ApiError(ErrorCode.invalidParams, 'invalid changes', zodIssues(next.error));
     }
+    if (placed) createBlankImages(dir, placed.blanks);
     this.write(next.data);
     return next.data;
   }
@@ -191,6 +220,46 @@ export class VmLibrary {
       if (!taken.has(candidate)) return candidate;
     }
   }
+}
+
+interface BlankImage {
+  path: string;
+  sizeBytes: number;
+}
+
+/**
+ * Names the blank images asked for (`{ create: { sizeBytes } }`) as disk-N.raw files in the VM's
+ * folder, N not yet taken there, and returns the disk list as the spec keeps it.
+ */
+function placeNewDisks(
+  dir: string,
+  requested: (Disk | { create: { sizeBytes: number } })[],
+): { disks: Disk[]; blanks: BlankImage[] } {
+  const blanks: BlankImage[] = [];
+  let n = 0;
+  const disks = requested.map((disk): Disk => {
+    if (!('create' in disk)) return disk;
+    let path: string;
+    do path = join(dir, `disk-${n++}.raw`);
+    while (existsSync(path) || requested.some((other) => 'path' in other && other.path === path));
+    blanks.push({ path, sizeBytes: disk.create.sizeBytes });
+    return { path, readonly: false, format: 'raw' };
+  });
+  return { disks, blanks };
+}
+
+/** Sparse files of the asked size: no blocks are written until the guest writes them. */
+function createBlankImages(dir: string, blanks: BlankImage[]): void {
+  for (const { path, sizeBytes } of blanks) {
+    const fd = openSync(path, 'wx', 0o600);
+    try {
+      ftruncateSync(fd, sizeBytes);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+  }
+  if (blanks.length > 0) fsyncDirectory(dir);
 }
 
 function invalidVm(id: string, file: string, issues: SpecIssue[]): LoadedVm {

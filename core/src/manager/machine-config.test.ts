@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { ApiError, ErrorCode, VmCreateParams, type VmSpec } from '../api/schema.js';
+import { ApiError, ErrorCode, VmSpec } from '../api/schema.js';
 import type { GuestMaterial } from '../guest-material/index.js';
 import { machineConfigFromSpec } from './machine-config.js';
 
@@ -15,13 +15,14 @@ const disk = join(dir, 'disk.img');
 for (const file of [kernel, initrd, disk]) writeFileSync(file, 'x');
 
 function spec(settings: Record<string, unknown>): VmSpec {
-  return {
-    ...VmCreateParams.parse({ name: 'vm', ...settings }),
+  return VmSpec.parse({
+    name: 'vm',
+    ...settings,
     version: 1,
     id: 'vm',
     createdAt: '2026-01-01T00:00:00Z',
     updatedAt: '2026-01-01T00:00:00Z',
-  };
+  });
 }
 
 const material = () => ({ defaultGuest: { kernel, initrd } }) as GuestMaterial;

@@ -3,12 +3,12 @@
 import { accessSync, constants, statSync } from 'node:fs';
 import { totalmem } from 'node:os';
 import type { Command } from 'commander';
+import { formatSize, parseSize } from '../../api/size.js';
 import { loadGuestMaterial } from '../../guest-material/index.js';
 import { describeIssues, MachineConfig } from '../../machine/config.js';
 import { Machine, type MachineExit, MachineInputError } from '../../machine/machine.js';
 import { attachTerminal } from '../console/terminal.js';
 import { CliError, ExitCode, usageError } from '../errors.js';
-import { formatSize, parseSize } from '../size.js';
 
 interface RunFlags {
   kernel?: string;

@@ -2,9 +2,9 @@
 
 import { type ApiClient, ConnectionClosedError, RpcError } from '../../api/client.js';
 import { ErrorCode, type VmInfo } from '../../api/schema.js';
+import { formatSize } from '../../api/size.js';
 import { connectToDaemon } from '../../daemon/connect.js';
 import { CliError, ExitCode } from '../errors.js';
-import { formatSize } from '../size.js';
 
 /**
  * Exit statuses of the VM commands. 0-2 are ExitCode's; the rest say what went wrong so scripts

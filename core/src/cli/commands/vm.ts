@@ -7,8 +7,8 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { type Command, Option } from 'commander';
 import type { BootSource, Disk, Network, VmChanges, VmCreateParams, VmInfo } from '../../api/schema.js';
+import { formatSize, parseSize } from '../../api/size.js';
 import { usageError } from '../errors.js';
-import { formatSize, parseSize } from '../size.js';
 import {
   describeBoot,
   describeStatus,
