@@ -267,6 +267,8 @@ export const Methods = {
     result: z.object({}),
   },
   'events.subscribe': { params: z.object({}).strict(), result: z.object({}) },
+  /** Browser mode: the daemon serves the renderer on 127.0.0.1; `url` carries the access token. */
+  'ui.serve': { params: z.object({}).strict(), result: z.object({ url: z.string() }) },
 } as const;
 
 export type MethodName = keyof typeof Methods;

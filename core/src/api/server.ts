@@ -1,12 +1,13 @@
-// JSON-RPC 2.0 over a Unix socket, one message per line. Every request is checked against the
-// schema before a handler sees it. A bad message gets an error reply; a client that sends more than
-// MAX_MESSAGE_BYTES in one line, or stops reading what it asked for, is dropped; the server goes on
-// serving everyone else.
+// JSON-RPC 2.0 dispatch, whatever carries the messages: every request is checked against the
+// schema before a handler sees it, a bad message gets an error reply, a client that stops reading
+// what it asked for is dropped, and the server goes on serving everyone else. Transports only frame
+// messages: the Unix socket here (one message per line), the WebSocket in ui-server/ (one message
+// per text frame).
 
 import { chmodSync, lstatSync, mkdirSync, rmSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { userInfo } from 'node:os';
-import { encodeMessage, LineSplitter, MessageTooLargeError } from './framing.js';
+import { LineSplitter, MessageTooLargeError } from './framing.js';
 import {
   ApiError,
   ErrorCode,
@@ -70,11 +71,37 @@ function isLiveSocket(path: string): Promise<boolean> {
   });
 }
 
+/**
+ * One client's message stream as a transport carries it. The transport frames messages and reports
+ * what arrives through the Session that ApiServer.open() returns.
+ */
+export interface MessageTransport {
+  /** Queues one message (JSON text, without framing) for the client. */
+  send(message: string): void;
+  /** Bytes queued for the client and not written yet. */
+  readonly pendingBytes: number;
+  /** Ends the connection once what was queued has been written. */
+  end(): void;
+  /** Ends the connection at once. */
+  destroy(): void;
+}
+
+/** What a transport tells the server about its client. */
+export interface Session {
+  readonly connection: Connection;
+  /** One complete message (JSON text) from the client. */
+  receive(message: string): void;
+  /** The transport cannot frame what follows (a message past the size limit): say why, hang up. */
+  fail(error: ApiError): void;
+  /** The connection is gone. */
+  closed(): void;
+}
+
 export class ApiServer {
-  private server: Server | undefined;
+  private unixServer: Server | undefined;
   private nextConnectionId = 1;
-  private readonly sockets = new Set<Socket>();
-  private readonly maxMessageBytes: number;
+  private readonly transports = new Set<MessageTransport>();
+  readonly maxMessageBytes: number;
   private readonly log: (line: string) => void;
 
   constructor(
@@ -85,6 +112,7 @@ export class ApiServer {
     this.log = options.log ?? (() => {});
   }
 
+  /** Serves the API on a Unix socket (mode 0600), one message per line. */
   async listen(socketPath: string): Promise<void> {
     try {
       lstatSync(socketPath);
@@ -93,8 +121,8 @@ export class ApiServer {
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
     }
-    const server = createServer((socket) => this.accept(socket));
-    this.server = server;
+    const server = createServer((socket) => this.acceptSocket(socket));
+    this.unixServer = server;
     const previousUmask = process.umask(0o077);
     try {
       await new Promise<void>((resolve, reject) => {
@@ -111,24 +139,26 @@ export class ApiServer {
     server.on('error', (error) => this.log(`server error: ${error.message}`));
   }
 
+  /** Stops listening and drops every client of every transport. */
   async close(): Promise<void> {
-    for (const socket of this.sockets) socket.destroy();
-    const server = this.server;
+    for (const transport of this.transports) transport.destroy();
+    const server = this.unixServer;
     if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
   }
 
-  private accept(socket: Socket): void {
-    this.sockets.add(socket);
+  /** Starts serving one client; the transport feeds the returned session. */
+  open(transport: MessageTransport): Session {
+    this.transports.add(transport);
     const closeCallbacks: (() => void)[] = [];
     let closed = false;
     const send = (message: unknown) => {
-      if (socket.destroyed || !socket.writable) return;
-      if (socket.writableLength > MAX_PENDING_OUTPUT_BYTES) {
+      if (closed) return;
+      if (transport.pendingBytes > MAX_PENDING_OUTPUT_BYTES) {
         this.log(`connection ${connection.id}: client is not reading; dropped`);
-        socket.destroy();
+        transport.destroy();
         return;
       }
-      socket.write(encodeMessage(message));
+      transport.send(JSON.stringify(message));
     };
     const connection: Connection = {
       id: this.nextConnectionId++,
@@ -141,6 +171,48 @@ export class ApiServer {
         return closed;
       },
     };
+    return {
+      connection,
+      receive: (message) => {
+        if (closed || message.trim() === '') return;
+        void this.handleMessage(message, connection).then((response) => {
+          if (response !== undefined) send(response);
+        });
+      },
+      fail: (error) => {
+        if (closed) return;
+        send(errorResponse(null, { code: error.code, message: error.message }));
+        transport.end();
+      },
+      closed: () => {
+        if (closed) return;
+        closed = true;
+        this.transports.delete(transport);
+        for (const callback of closeCallbacks.splice(0)) {
+          try {
+            callback();
+          } catch (error) {
+            this.log(`close callback failed: ${(error as Error).message}`);
+          }
+        }
+      },
+    };
+  }
+
+  private acceptSocket(socket: Socket): void {
+    const session = this.open({
+      send: (message) => {
+        if (!socket.destroyed && socket.writable) socket.write(`${message}\n`);
+      },
+      get pendingBytes() {
+        return socket.writableLength;
+      },
+      end: () => {
+        socket.pause();
+        socket.end(() => socket.destroy());
+      },
+      destroy: () => socket.destroy(),
+    });
     const splitter = new LineSplitter(this.maxMessageBytes);
     socket.on('data', (chunk: Buffer) => {
       let lines: string[];
@@ -149,39 +221,20 @@ export class ApiServer {
       } catch (error) {
         if (!(error instanceof MessageTooLargeError)) throw error;
         // The rest of the oversized line cannot be told apart from the next message: hang up.
-        socket.pause();
-        socket.write(
-          encodeMessage(errorResponse(null, { code: ErrorCode.messageTooLarge, message: error.message })),
-          () => socket.destroy(),
-        );
+        session.fail(new ApiError(ErrorCode.messageTooLarge, error.message));
         return;
       }
-      for (const line of lines) {
-        if (line.trim() === '') continue;
-        void this.handleLine(line, connection).then((response) => {
-          if (response !== undefined) send(response);
-        });
-      }
+      for (const line of lines) session.receive(line);
     });
     socket.on('error', () => {});
-    socket.on('close', () => {
-      closed = true;
-      this.sockets.delete(socket);
-      for (const callback of closeCallbacks.splice(0)) {
-        try {
-          callback();
-        } catch (error) {
-          this.log(`close callback failed: ${(error as Error).message}`);
-        }
-      }
-    });
+    socket.on('close', () => session.closed());
   }
 
-  /** The response to one line, or undefined for a notification. */
-  async handleLine(line: string, connection: Connection): Promise<unknown> {
+  /** The response to one message, or undefined for a notification. */
+  async handleMessage(text: string, connection: Connection): Promise<unknown> {
     let message: unknown;
     try {
-      message = JSON.parse(line);
+      message = JSON.parse(text);
     } catch (error) {
       return errorResponse(null, {
         code: ErrorCode.parseError,

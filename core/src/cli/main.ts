@@ -4,6 +4,7 @@ import { Command, CommanderError } from 'commander';
 import { registerConsoleCommand } from './commands/console.js';
 import { registerDaemonCommand } from './commands/daemon.js';
 import { registerRunCommand } from './commands/run.js';
+import { registerUiCommand } from './commands/ui.js';
 import { registerVmCommands } from './commands/vm.js';
 import { CliError, ExitCode } from './errors.js';
 
@@ -17,6 +18,7 @@ export function buildProgram(): Command {
   registerVmCommands(program);
   registerConsoleCommand(program);
   registerDaemonCommand(program);
+  registerUiCommand(program);
   return program;
 }
 

@@ -11,6 +11,7 @@ import type { MachineConfig } from '../machine/config.js';
 import { VmLibrary } from '../manager/library.js';
 import { type VireoPaths, vireoPaths } from '../manager/paths.js';
 import { Supervisor } from '../manager/supervisor.js';
+import { startUiServer, type UiServer } from '../ui-server/server.js';
 
 export const DAEMON_VERSION = '0.1.0';
 
@@ -95,6 +96,16 @@ export async function startDaemon(options: DaemonOptions = {}): Promise<Daemon> 
       const data = bytes.toString('base64');
       for (const connection of subscribers) connection.notify('console.output', { vm: id, data });
     });
+
+    // Browser mode starts with the first `ui.serve` and lasts as long as the daemon (one token).
+    let uiServer: Promise<UiServer> | undefined;
+    const serveUi = () => {
+      uiServer ??= startUiServer({ api: server, log }).catch((error: Error) => {
+        uiServer = undefined;
+        throw new ApiError(ErrorCode.notSupported, error.message);
+      });
+      return uiServer;
+    };
 
     const info = (spec: VmSpec): VmInfo => ({ spec, status: supervisor.status(spec.id) });
     const resolve = (ref: string): VmSpec => library.get(library.resolve(ref));
@@ -188,6 +199,7 @@ export async function startDaemon(options: DaemonOptions = {}): Promise<Daemon> 
         }
         return {};
       },
+      'ui.serve': async () => ({ url: (await serveUi()).url }),
     };
 
     const server = new ApiServer(handlers, { log });
@@ -199,6 +211,7 @@ export async function startDaemon(options: DaemonOptions = {}): Promise<Daemon> 
       supervisor,
       server,
       async close() {
+        await (await uiServer?.catch(() => undefined))?.close();
         await server.close();
         supervisor.detachAll();
         rmSync(paths.socket, { force: true });
