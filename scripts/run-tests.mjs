@@ -4,7 +4,8 @@
 //   --quick   leave out slow real-Linux boots (never in CI)
 //   --filter  only test files whose path contains this text
 import { spawn } from 'node:child_process';
-import { readdirSync, statSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -35,26 +36,29 @@ if (files.length === 0) {
 const env = { ...process.env };
 if (values.quick) env.VIREO_QUICK = '1';
 
-const child = spawn(process.execPath, ['--test', '--test-concurrency=1', ...files], {
+const countsDir = mkdtempSync(join(tmpdir(), 'vireo-tests-'));
+const countsFile = join(countsDir, 'counts.json');
+const reporters = [
+  ['tap', 'stdout'],
+  [join(root, 'scripts', 'lib', 'count-reporter.mjs'), countsFile],
+].flatMap(([reporter, destination]) => [
+  `--test-reporter=${reporter}`,
+  `--test-reporter-destination=${destination}`,
+]);
+const child = spawn(process.execPath, ['--test', '--test-concurrency=1', ...reporters, ...files], {
   cwd: root,
   env,
-  stdio: ['ignore', 'pipe', 'inherit'],
+  stdio: ['ignore', 'inherit', 'inherit'],
 });
 
-const counts = { pass: 0, fail: 0, skipped: 0, cancelled: 0, todo: 0 };
-let pending = '';
-child.stdout.on('data', (chunk) => {
-  process.stdout.write(chunk);
-  pending += chunk.toString();
-  const lines = pending.split('\n');
-  pending = lines.pop() ?? '';
-  for (const line of lines) {
-    const m = /^# (pass|fail|skipped|cancelled|todo) (\d+)$/.exec(line);
-    if (m) counts[m[1]] = Number(m[2]);
-  }
-});
 child.on('close', (code) => {
-  const failed = counts.fail + counts.cancelled;
-  console.log(`\ntests: ${counts.pass} passed, ${failed} failed, ${counts.skipped} skipped`);
-  process.exit(code === 0 && failed === 0 && counts.pass > 0 ? 0 : 1);
+  let counts;
+  try {
+    counts = JSON.parse(readFileSync(countsFile, 'utf8'));
+  } catch {
+    counts = { passed: 0, failed: 1, skipped: 0 }; // the runner died before its reporter finished
+  }
+  rmSync(countsDir, { recursive: true, force: true });
+  console.log(`\ntests: ${counts.passed} passed, ${counts.failed} failed, ${counts.skipped} skipped`);
+  process.exit(code === 0 && counts.failed === 0 && counts.passed > 0 ? 0 : 1);
 });
