@@ -55,3 +55,58 @@ export function serialWrite(text: string): string {
 export const ACPI_POWER_OFF = 'mov $0x604, %dx\nmov $0x3400, %ax\nout %ax, %dx';
 
 export const HALT_FOREVER = '1:\ncli\nhlt\njmp 1b';
+
+/**
+ * A guest that counts for ever: "tick <count in 8 hex digits>\n" on COM1, then a delay loop of
+ * `delay` iterations. Its count lives in %esi, so a reboot starts again at 1.
+ */
+export function countingGuest(delay = 200_000): string {
+  return `
+    xor %esi, %esi
+  tick:
+    inc %esi
+    ${serialWrite('tick ')}
+    mov %esi, %ebx
+    mov $8, %ecx
+  digit:
+    rol $4, %ebx
+    mov %ebx, %eax
+    and $0xf, %eax
+    cmp $10, %al
+    jb 1f
+    add $39, %al
+  1:
+    add $48, %al
+    out %al, %dx
+    loop digit
+    mov $10, %al
+    out %al, %dx
+    mov $${delay}, %ecx
+  2:
+    loop 2b
+    jmp tick`;
+}
+
+/** Guest RAM the boot counter lives in: above the guest image, below anything the loader writes. */
+export const BOOT_COUNTER_ADDRESS = 0x30_0000;
+
+/**
+ * A guest that adds one to a byte of RAM and prints it as "boot <n>\n", then runs `then`. On a
+ * machine whose RAM is cleared at reset every boot prints "boot 1".
+ */
+export function bootCounterGuest(then: string): string {
+  return `
+    movb ${BOOT_COUNTER_ADDRESS}, %bl
+    inc %bl
+    movb %bl, ${BOOT_COUNTER_ADDRESS}
+    ${serialWrite('boot ')}
+    mov %bl, %al
+    add $48, %al
+    out %al, %dx
+    mov $10, %al
+    out %al, %dx
+    ${then}`;
+}
+
+/** Assembly that asks the i8042 for a CPU reset (the way Linux reboots by default). */
+export const I8042_RESET = 'mov $0xfe, %al\nout %al, $0x64';

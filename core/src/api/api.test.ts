@@ -301,6 +301,39 @@ describe('API over the daemon socket', { timeout: 120_000 }, () => {
     assert.equal((await rpcError(client.call('vm.stop', { vm: 'life' }))).code, ErrorCode.invalidState);
   });
 
+  test('vm.reset and a guest reset reboot in place: reset events, still running, same VM host', async () => {
+    const kernel = fakeKernel(daemon);
+    await client.call('vm.create', { name: 'reboots', boot: { kind: 'kernel', kernel, cmdline: '' } });
+    const watcher = await daemon.client();
+    const events: VmEvent[] = [];
+    watcher.on('event', (event) => {
+      if (event.vm === 'reboots') events.push(event);
+    });
+    await watcher.call('events.subscribe', {});
+    const text = collectConsole(watcher, 'reboots');
+    await watcher.call('console.attach', { vm: 'reboots', history: false });
+    const started = await client.call('vm.start', { vm: 'reboots' });
+    const banners = () => text().split('fake guest:').length - 1;
+    await until('the banner', () => banners() === 1);
+
+    await client.call('vm.pause', { vm: 'reboots' });
+    const reset = await client.call('vm.reset', { vm: 'reboots' });
+    assert.equal(reset.status.state, 'running', 'a paused VM runs again after a reset');
+    assert.equal(reset.status.pid, started.status.pid, 'the same VM host process');
+    await until('the banner again', () => banners() === 2);
+
+    await client.call('console.write', { vm: 'reboots', data: Buffer.from('reboot\r').toString('base64') });
+    await until('the guest rebooted itself', () => banners() === 3);
+    assert.deepEqual(
+      events.filter((event) => event.kind === 'reset').map((event) => event.message),
+      ['reset by the VMM', 'guest reset the machine'],
+    );
+    assert.equal((await client.call('vm.get', { vm: 'reboots' })).status.state, 'running');
+    await client.call('vm.stop', { vm: 'reboots', force: true });
+    assert.equal((await rpcError(client.call('vm.reset', { vm: 'reboots' }))).code, ErrorCode.invalidState);
+    await client.call('vm.delete', { vm: 'reboots' });
+  });
+
   test('a guest that ignores the power button is forced off after the timeout; --force at once', async () => {
     const kernel = fakeKernel(daemon);
     await client.call('vm.create', {

@@ -290,6 +290,8 @@ export const VmEvent = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('updated'), vm: VmId }),
   z.object({ kind: z.literal('deleted'), vm: VmId }),
   z.object({ kind: z.literal('console-closed'), vm: VmId }),
+  /** The VM rebooted in place (its guest reset it, or vm.reset); it is still running. */
+  z.object({ kind: z.literal('reset'), vm: VmId, message: z.string() }),
   z.object({
     kind: z.literal('progress'),
     vm: VmId,

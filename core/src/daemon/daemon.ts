@@ -90,6 +90,7 @@ export async function startDaemon(options: DaemonOptions = {}): Promise<Daemon> 
       for (const connection of eventSubscribers) connection.notify('event', event);
     };
     supervisor.on('state', (id, status) => broadcast({ kind: 'state', vm: id, status }));
+    supervisor.on('reset', (id, message) => broadcast({ kind: 'reset', vm: id, message }));
     supervisor.on('console', (id, bytes) => {
       const subscribers = consoleSubscribers.get(id);
       if (!subscribers || subscribers.size === 0) return;
@@ -168,7 +169,7 @@ export async function startDaemon(options: DaemonOptions = {}): Promise<Daemon> 
       },
       'vm.reset': async ({ vm }) => {
         const spec = resolve(vm);
-        await supervisor.reset(spec);
+        await supervisor.reset(spec.id);
         return info(spec);
       },
       'console.attach': ({ vm, history }, connection) => {

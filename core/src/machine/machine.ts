@@ -3,6 +3,7 @@
 
 import { readFileSync } from 'node:fs';
 import { allocateGuestRam, Kvm, type Vcpu, type Vm } from '../kvm/kvm.js';
+import type { CpuidEntry } from '../kvm/structs.js';
 import { VcpuSet, type VmStop } from '../kvm/vcpu-set.js';
 import { GuestMemory } from '../memory/guest-memory.js';
 import { detectKernelFormat, type LinuxBoot, prepareLinuxBoot } from '../x86/boot.js';
@@ -29,6 +30,8 @@ export type MachineExit =
 export interface MachineIo {
   onConsoleOutput(bytes: Uint8Array): void;
   log(line: string): void;
+  /** The machine rebooted in place (a guest reset with onGuestReset 'reboot', or reset()). */
+  onReboot?(message: string): void;
 }
 
 /** KVM_INTERNAL_ERROR_EMULATION: the instruction emulator could not run a guest instruction. */
@@ -66,45 +69,67 @@ function openKvm(): Kvm {
   }
 }
 
+/** What the machine does when the guest resets it (i8042 pulse, triple fault, ACPI reset). */
+export type GuestResetAction = 'reboot' | 'exit';
+
+export interface MachineOptions {
+  /**
+   * 'reboot' (a VM under the daemon): boot again in place, as a PC does. 'exit' (default, `vireo
+   * run`): the run ends with reason 'reset', so the person sees why the guest went away.
+   */
+  onGuestReset?: GuestResetAction;
+}
+
+/** The per-boot half of a machine: thrown away and built anew on every reboot. */
+interface Board {
+  vm: Vm;
+  vcpus: Vcpu[];
+  platform: Platform;
+  boot: LinuxBoot;
+}
+
+/** The kernel, initrd and guest RAM a machine keeps across reboots. */
+interface BootInputs {
+  kernel: Uint8Array;
+  initrd: Uint8Array | undefined;
+  ram: { gpa: number; bytes: Uint8Array }[];
+}
+
 export class Machine {
   private vcpuSet: VcpuSet | undefined;
   private running: Promise<MachineExit> | undefined;
   private closed = false;
+  /** pause() was asked for and resume() has not come: a reboot starts its vCPUs paused too. */
+  private pauseWanted = false;
+  /** A reset() from the VMM's side: always reboots, whatever `onGuestReset` says. */
+  private resetWanted = false;
+  private stopWanted = false;
+  private rebootWaiters: (() => void)[] = [];
 
   private constructor(
     readonly config: MachineConfig,
-    readonly boot: LinuxBoot,
     readonly cpuProfile: CpuidProfileName,
     private readonly kvm: Kvm,
-    private readonly vm: Vm,
+    private readonly supportedCpuid: CpuidEntry[],
     readonly memory: GuestMemory,
-    private readonly vcpus: Vcpu[],
-    private readonly platform: Platform,
+    private readonly inputs: BootInputs,
+    private board: Board,
     private readonly io: MachineIo,
+    private readonly options: MachineOptions,
   ) {}
 
-  static async create(config: MachineConfig, io: MachineIo): Promise<Machine> {
+  static async create(config: MachineConfig, io: MachineIo, options: MachineOptions = {}): Promise<Machine> {
     const kernel = readInput('kernel', config.kernel);
     const initrd = config.initrd === undefined ? undefined : readInput('initrd', config.initrd);
     checkKernel(config.kernel, kernel);
 
     const kvm = openKvm();
-    let vm: Vm | undefined;
     try {
-      vm = kvm.createVm();
-      vm.setTssAddress(KVM_TSS_ADDR);
-      vm.setIdentityMapAddress(KVM_IDENTITY_MAP_ADDR);
-      vm.createIrqchip();
-      // Speaker-dummy mode: KVM also answers port 0x61 (PIT channel 2's output in bit 5).
-      vm.createPit(1);
-
-      const regions = ramRegions(config.memoryBytes).map((region, slot) => {
-        const bytes = allocateGuestRam(region.size);
-        vm!.setMemoryRegion(slot, region.gpa, bytes);
-        return { gpa: region.gpa, bytes };
-      });
-      const memory = new GuestMemory(regions);
-
+      const ram = ramRegions(config.memoryBytes).map((region) => ({
+        gpa: region.gpa,
+        bytes: allocateGuestRam(region.size),
+      }));
+      const memory = new GuestMemory(ram);
       const supported = kvm.supportedCpuid();
       let cpuProfile: CpuidProfileName;
       if (config.cpuProfile === 'auto') {
@@ -114,55 +139,58 @@ export class Machine {
       } else {
         cpuProfile = config.cpuProfile;
       }
-
-      let boot: LinuxBoot;
-      try {
-        boot = prepareLinuxBoot(memory, {
-          kernel,
-          initrd,
-          cmdline: config.cmdline,
-          extraCmdline: profileKernelArgs(cpuProfile),
-          cpus: config.cpus,
-          memorySize: config.memoryBytes,
-        });
-      } catch (error) {
-        if (error instanceof KernelImageError || error instanceof RangeError) {
-          throw new MachineInputError(`${config.kernel}: ${error.message}`);
-        }
-        throw error;
-      }
-
-      const vcpus: Vcpu[] = [];
-      for (let index = 0; index < config.cpus; index++) {
-        const vcpu = vm.createVcpu(index);
-        vcpu.setCpuid(guestCpuid(supported, cpuProfile, { index, count: config.cpus }));
-        vcpu.enableLapicVirtualWire();
-        if (index === 0) {
-          vcpu.setSregs(bootSregs(vcpu.getSregs(), boot.entry));
-          vcpu.setRegs(bootRegs(boot.entry));
-        }
-        vcpus.push(vcpu);
-      }
-
-      const platform = createPlatform(vm, memory, io, { disks: config.disks, console: config.console });
-      return new Machine(config, boot, cpuProfile, kvm, vm, memory, vcpus, platform, io);
+      const inputs: BootInputs = { kernel, initrd, ram };
+      const board = buildBoard(kvm, config, memory, inputs, supported, cpuProfile, io);
+      return new Machine(config, cpuProfile, kvm, supported, memory, inputs, board, io, options);
     } catch (error) {
-      vm?.close();
       kvm.close();
       throw error;
     }
   }
 
+  /** Where the kernel was entered, its format and command line (of the current boot). */
+  get boot(): LinuxBoot {
+    return this.board.boot;
+  }
+
   /** Starts the vCPUs; resolves when the VM has ended and its resources are released. */
   run(): Promise<MachineExit> {
-    if (this.running) return this.running;
+    this.running ??= this.runBoots();
+    return this.running;
+  }
+
+  /** Boots, and boots again after each reset that reboots, until the VM ends. */
+  private async runBoots(): Promise<MachineExit> {
+    try {
+      for (;;) {
+        const stop = await this.runBoard();
+        const reboot =
+          stop.reason === 'reset' &&
+          !this.stopWanted &&
+          (this.resetWanted || this.options.onGuestReset === 'reboot');
+        if (!reboot)
+          return stop.reason === 'reset' && this.stopWanted ? { reason: 'stopped' } : toMachineExit(stop);
+        this.io.log(`${stop.message}: rebooting`);
+        this.resetWanted = false;
+        this.rebuild();
+        this.io.onReboot?.(stop.message);
+      }
+    } finally {
+      this.close();
+      for (const waiter of this.rebootWaiters.splice(0)) waiter();
+    }
+  }
+
+  /** Runs the current board's vCPUs until something stops them. */
+  private runBoard(): Promise<VmStop> {
     const debug = process.env.VIREO_DEBUG ? this.io.log : () => {};
     // A workaround is worth saying once; a kernel can hit the same one thousands of times.
     const workaroundsSeen = new Set<string>();
+    const { platform, vcpus } = this.board;
     const vcpuSet = new VcpuSet({
-      vcpus: this.vcpus,
-      pio: this.platform.pio,
-      mmio: this.platform.mmio,
+      vcpus,
+      pio: platform.pio,
+      mmio: platform.mmio,
       onInternalError: (vcpu, info, index) => {
         if (info.suberror !== INTERNAL_ERROR_EMULATION) return undefined;
         const outcome = handleEmulationFailure(vcpu, info.data, this.memory);
@@ -179,39 +207,166 @@ export class Machine {
       debug,
     });
     this.vcpuSet = vcpuSet;
-    this.platform.onPowerOff(() => vcpuSet.requestStop({ reason: 'shutdown', message: 'guest powered off' }));
-    this.platform.onReset(() => vcpuSet.requestStop({ reason: 'reset', message: 'guest reset the machine' }));
+    platform.onPowerOff(() => vcpuSet.requestStop({ reason: 'shutdown', message: 'guest powered off' }));
+    platform.onReset(() => vcpuSet.requestStop({ reason: 'reset', message: 'guest reset the machine' }));
     vcpuSet.start();
-    this.running = vcpuSet.done.then((stop) => {
-      this.close();
-      return toMachineExit(stop);
-    });
-    return this.running;
+    if (this.pauseWanted) void this.pause();
+    for (const waiter of this.rebootWaiters.splice(0)) waiter();
+    return vcpuSet.done;
+  }
+
+  /**
+   * The reboot of a PC, in this process (as cloud-hypervisor reboots): the old KVM VM and its
+   * devices go, guest RAM is cleared, and a new VM with fresh devices and vCPUs in their power-on
+   * state gets the kernel loaded again. The console history and the host's socket stay.
+   */
+  private rebuild(): void {
+    this.board.platform.close();
+    this.board.vm.close();
+    for (const region of this.inputs.ram) zeroTouchedPages(region.bytes);
+    try {
+      this.board = buildBoard(
+        this.kvm,
+        this.config,
+        this.memory,
+        this.inputs,
+        this.supportedCpuid,
+        this.cpuProfile,
+        this.io,
+      );
+    } catch (error) {
+      // The old board is already closed: only KVM itself is left to release.
+      this.closed = true;
+      this.kvm.close();
+      throw error;
+    }
   }
 
   sendConsoleInput(bytes: Uint8Array): void {
-    this.platform.sendConsoleInput(bytes);
+    this.board.platform.sendConsoleInput(bytes);
   }
 
   pressPowerButton(): void {
-    this.platform.pressPowerButton();
+    this.board.platform.pressPowerButton();
+  }
+
+  /**
+   * Stops the guest where it is: every vCPU out of KVM_RUN and parked, in-flight disk requests
+   * finished, console input held back until resume(). Guest RAM and device state stay.
+   */
+  async pause(): Promise<void> {
+    this.pauseWanted = true;
+    const { platform } = this.board;
+    platform.pause();
+    await this.vcpuSet?.pause();
+    await platform.quiesce();
+  }
+
+  resume(): void {
+    this.pauseWanted = false;
+    this.board.platform.resume();
+    this.vcpuSet?.resume();
+  }
+
+  /** The reset button: resolves once the machine is running its new boot (or has ended). */
+  reset(): Promise<void> {
+    const vcpuSet = this.vcpuSet;
+    if (!vcpuSet || this.closed) return Promise.resolve();
+    this.resetWanted = true;
+    this.pauseWanted = false;
+    const rebooted = new Promise<void>((resolve) => this.rebootWaiters.push(resolve));
+    vcpuSet.requestStop({ reason: 'reset', message: 'reset by the VMM' });
+    return rebooted;
   }
 
   /** Forces the VM off (the power cord, not the button). */
   async stop(): Promise<void> {
-    if (!this.vcpuSet) {
+    this.stopWanted = true;
+    if (!this.running) {
       this.close();
       return;
     }
-    await this.vcpuSet.stop('stopped from the console');
+    await this.vcpuSet?.stop('stopped from the console');
+    await this.running;
   }
 
   private close(): void {
     if (this.closed) return;
     this.closed = true;
-    this.platform.close();
-    this.vm.close();
+    this.board.platform.close();
+    this.board.vm.close();
     this.kvm.close();
+  }
+}
+
+/** A KVM VM over the machine's RAM with the kernel loaded, vCPUs at its entry and fresh devices. */
+function buildBoard(
+  kvm: Kvm,
+  config: MachineConfig,
+  memory: GuestMemory,
+  inputs: BootInputs,
+  supported: CpuidEntry[],
+  cpuProfile: CpuidProfileName,
+  io: MachineIo,
+): Board {
+  const vm = kvm.createVm();
+  try {
+    vm.setTssAddress(KVM_TSS_ADDR);
+    vm.setIdentityMapAddress(KVM_IDENTITY_MAP_ADDR);
+    vm.createIrqchip();
+    // Speaker-dummy mode: KVM also answers port 0x61 (PIT channel 2's output in bit 5).
+    vm.createPit(1);
+    inputs.ram.forEach((region, slot) => {
+      vm.setMemoryRegion(slot, region.gpa, region.bytes);
+    });
+
+    let boot: LinuxBoot;
+    try {
+      boot = prepareLinuxBoot(memory, {
+        kernel: inputs.kernel,
+        initrd: inputs.initrd,
+        cmdline: config.cmdline,
+        extraCmdline: profileKernelArgs(cpuProfile),
+        cpus: config.cpus,
+        memorySize: config.memoryBytes,
+      });
+    } catch (error) {
+      if (error instanceof KernelImageError || error instanceof RangeError) {
+        throw new MachineInputError(`${config.kernel}: ${error.message}`);
+      }
+      throw error;
+    }
+
+    const vcpus: Vcpu[] = [];
+    for (let index = 0; index < config.cpus; index++) {
+      const vcpu = vm.createVcpu(index);
+      vcpu.setCpuid(guestCpuid(supported, cpuProfile, { index, count: config.cpus }));
+      vcpu.enableLapicVirtualWire();
+      if (index === 0) {
+        vcpu.setSregs(bootSregs(vcpu.getSregs(), boot.entry));
+        vcpu.setRegs(bootRegs(boot.entry));
+      }
+      vcpus.push(vcpu);
+    }
+
+    const platform = createPlatform(vm, memory, io, { disks: config.disks, console: config.console });
+    return { vm, vcpus, platform, boot };
+  } catch (error) {
+    vm.close();
+    throw error;
+  }
+}
+
+const ZERO_CHUNK = new Uint8Array(64 * 1024);
+
+/**
+ * Clears guest RAM for a reboot without making every page resident: chunks the guest never
+ * touched read as zero (the kernel's zero page) and are left alone.
+ */
+export function zeroTouchedPages(bytes: Uint8Array): void {
+  for (let offset = 0; offset < bytes.length; offset += ZERO_CHUNK.length) {
+    const chunk = bytes.subarray(offset, Math.min(offset + ZERO_CHUNK.length, bytes.length));
+    if (Buffer.compare(chunk, ZERO_CHUNK.subarray(0, chunk.length)) !== 0) chunk.fill(0);
   }
 }
 

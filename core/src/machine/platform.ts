@@ -62,6 +62,12 @@ export interface Platform {
   virtio: readonly VirtioPciTransport[];
   sendConsoleInput(bytes: Uint8Array): void;
   pressPowerButton(): void;
+  /** The vCPUs are about to park: console input waits until resume(). */
+  pause(): void;
+  /** Resolves once no device has work in flight that would end in an interrupt. */
+  quiesce(): Promise<void>;
+  /** Hands over the console input that arrived while paused. */
+  resume(): void;
   onPowerOff(handler: () => void): void;
   onReset(handler: () => void): void;
   /** Flushes console output; the VM is ending. */
@@ -163,20 +169,39 @@ export function createPlatform(
   // handled in the kernel or harmless; 0x80 is a delay port.
   pio.register(0x80, 1, { read: (_o, d) => d.fill(0xff), write: () => {} }, 'post-code');
 
+  let paused = false;
+  const heldInput: Uint8Array[] = [];
+  const deliverInput = (bytes: Uint8Array) => {
+    if (virtioConsole) {
+      virtioConsole.receive(bytes);
+    } else {
+      pendingInput.push(bytes);
+      pumpInput();
+    }
+  };
+
   return {
     pio,
     mmio,
     pci,
     virtio,
     sendConsoleInput: (bytes) => {
-      if (virtioConsole) {
-        virtioConsole.receive(bytes);
-      } else {
-        pendingInput.push(bytes);
-        pumpInput();
-      }
+      if (paused) heldInput.push(bytes);
+      else deliverInput(bytes);
     },
     pressPowerButton: () => pm.pressPowerButton(),
+    pause: () => {
+      paused = true;
+    },
+    quiesce: async () => {
+      // What the guest wrote before it stopped belongs before the pause, not after it.
+      uart.flush();
+      await Promise.all(virtio.map((transport) => transport.device.quiesce?.()));
+    },
+    resume: () => {
+      paused = false;
+      for (const bytes of heldInput.splice(0)) deliverInput(bytes);
+    },
     onPowerOff: (handler) => {
       powerOff = handler;
     },

@@ -4,12 +4,22 @@
 
 import assert from 'node:assert/strict';
 import { type ChildProcessWithoutNullStreams, spawn, spawnSync } from 'node:child_process';
-import { describe } from 'node:test';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe } from 'node:test';
 import { guestMaterial, materialSkipReason } from '../../../tests/support/material.js';
+import {
+  bootCounterGuest,
+  buildPvhGuest,
+  countingGuest,
+  HALT_FOREVER,
+  I8042_RESET,
+} from '../../../tests/support/pvh-guest.js';
 import { bootTest, guestUserspaceSkipReason, kvmTest } from '../../../tests/support/tags.js';
 import { VIREO_BIN } from '../../../tests/support/vireo-process.js';
-import { type ApiClient, RpcError } from '../api/client.js';
-import { ErrorCode, type VmStatus } from '../api/schema.js';
+import type { ApiClient } from '../api/client.js';
+import type { VmEvent, VmStatus } from '../api/schema.js';
 import { startTestDaemon } from '../daemon/test-daemon.js';
 
 const MINUTE = 60_000;
@@ -31,21 +41,23 @@ describe('real VMs under the supervisor', { skip: materialSkipReason() }, () => 
       let daemon = await startTestDaemon();
       try {
         let client = await daemon.client();
-        let console = '';
+        const consoles: Record<string, string> = { one: '', two: '' };
         client.on('console.output', (note) => {
-          if (note.vm === 'one') console += Buffer.from(note.data, 'base64').toString('latin1');
+          consoles[note.vm] += Buffer.from(note.data, 'base64').toString('latin1');
         });
         await client.call('vm.create', { name: 'one', memoryBytes: 128 * 1024 * 1024 });
         await client.call('vm.create', { name: 'two', memoryBytes: 128 * 1024 * 1024 });
         await client.call('console.attach', { vm: 'one' });
+        await client.call('console.attach', { vm: 'two' });
         const one = await client.call('vm.start', { vm: 'one' });
         await client.call('vm.start', { vm: 'two' });
         assert.equal(one.status.state, 'running');
 
-        // Wait until the guest kernel has said something, so there is a console tail to keep.
+        // Wait until both guest kernels have said something: a console tail to keep, a history to replay.
         const deadline = Date.now() + 4 * MINUTE;
-        while (!/\n/.test(console) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
-        assert.match(console, /\n/, 'the guest printed on its serial console');
+        const printed = () => /\n/.test(consoles.one!) && /\n/.test(consoles.two!);
+        while (!printed() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+        assert.ok(printed(), 'both guests printed on their serial consoles');
 
         process.kill(one.status.pid!, 'SIGKILL');
         const crashed = await waitForState(client, 'one', ['crashed'], 10_000);
@@ -55,14 +67,8 @@ describe('real VMs under the supervisor', { skip: materialSkipReason() }, () => 
         assert.equal(two.status.state, 'running');
         assert.equal((await client.call('vm.list', {})).vms.length, 2, 'the daemon still serves');
 
-        // Pause needs Machine.pause(); until the VMM has it the API says so with a typed error.
-        try {
-          assert.equal((await client.call('vm.pause', { vm: 'two' })).status.state, 'paused');
-          assert.equal((await client.call('vm.resume', { vm: 'two' })).status.state, 'running');
-        } catch (error) {
-          assert.ok(error instanceof RpcError);
-          assert.equal(error.code, ErrorCode.notSupported);
-        }
+        assert.equal((await client.call('vm.pause', { vm: 'two' })).status.state, 'paused');
+        assert.equal((await client.call('vm.resume', { vm: 'two' })).status.state, 'running');
 
         // The daemon dies; a new one reattaches to the running VM and its console.
         await daemon.kill();
@@ -83,6 +89,120 @@ describe('real VMs under the supervisor', { skip: materialSkipReason() }, () => 
     },
     { timeout: 6 * MINUTE },
   );
+});
+
+describe('pause, resume and reset of real VMs under the daemon', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'vireo-real-vm-'));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  kvmTest(
+    'a counting guest: nothing while paused, the count goes on after resume, starts over after reset',
+    async () => {
+      const daemon = await startTestDaemon();
+      try {
+        const client = await daemon.client();
+        const kernel = buildPvhGuest(dir, 'counter', countingGuest());
+        await client.call('vm.create', {
+          name: 'counter',
+          memoryBytes: 64 * 1024 * 1024,
+          boot: { kind: 'kernel', kernel, cmdline: '' },
+        });
+        let console = '';
+        const events: VmEvent[] = [];
+        client.on('console.output', (note) => {
+          console += Buffer.from(note.data, 'base64').toString('latin1');
+        });
+        client.on('event', (event) => events.push(event));
+        await client.call('events.subscribe', {});
+        await client.call('console.attach', { vm: 'counter', history: false });
+        const ticks = (text = console) =>
+          [...text.matchAll(/tick ([0-9a-f]{8})\n/g)].map((match) => Number.parseInt(match[1]!, 16));
+        const waitFor = async (check: () => boolean, what: string) => {
+          const deadline = Date.now() + 30_000;
+          while (!check()) {
+            if (Date.now() > deadline) assert.fail(`${what}; console:\n${console.slice(-2000)}`);
+            await new Promise((resolve) => setTimeout(resolve, 10));
+          }
+        };
+        const started = await client.call('vm.start', { vm: 'counter' });
+        await waitFor(() => ticks().length >= 3, 'the guest counted');
+        const began = performance.now();
+        const before = ticks().length;
+        await waitFor(() => ticks().length >= before + 2, 'two more ticks');
+        const tickMs = (performance.now() - began) / 2;
+
+        assert.equal((await client.call('vm.pause', { vm: 'counter' })).status.state, 'paused');
+        // Output the host sent before it parked the vCPUs may still be on its way here.
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        const atPause = console;
+        await new Promise((resolve) => setTimeout(resolve, Math.max(300, tickMs * 5)));
+        assert.equal(console, atPause, 'nothing was printed while paused');
+        assert.equal((await client.call('vm.resume', { vm: 'counter' })).status.state, 'running');
+        await waitFor(() => ticks().length > ticks(atPause).length, 'ticks after resume');
+        assert.equal(ticks()[ticks(atPause).length], ticks(atPause).at(-1)! + 1, 'the count went on');
+
+        const beforeReset = console.length;
+        const reset = await client.call('vm.reset', { vm: 'counter' });
+        assert.equal(reset.status.state, 'running');
+        assert.equal(reset.status.pid, started.status.pid, 'rebooted inside the same VM host');
+        await waitFor(() => ticks(console.slice(beforeReset)).length >= 2, 'counting again after the reset');
+        assert.deepEqual(ticks(console.slice(beforeReset)).slice(0, 2), [1, 2]);
+
+        await client.call('vm.stop', { vm: 'counter', force: true });
+        const states = events
+          .filter((event) => event.kind === 'state' && event.vm === 'counter')
+          .map((event) => (event.kind === 'state' ? event.status.state : ''));
+        assert.deepEqual(
+          states.filter((state, index) => state !== states[index - 1]),
+          ['starting', 'running', 'paused', 'running', 'stopping', 'stopped'],
+        );
+        assert.deepEqual(
+          events.filter((event) => event.kind === 'reset').map((event) => event.vm),
+          ['counter'],
+        );
+      } finally {
+        await daemon.cleanup();
+      }
+    },
+    { timeout: 2 * MINUTE },
+  );
+
+  kvmTest('a guest that resets itself reboots in place, its RAM cleared each time', async () => {
+    const daemon = await startTestDaemon();
+    try {
+      const client = await daemon.client();
+      const kernel = buildPvhGuest(dir, 'self-reset', bootCounterGuest(`${I8042_RESET}\n${HALT_FOREVER}`));
+      await client.call('vm.create', {
+        name: 'looper',
+        memoryBytes: 64 * 1024 * 1024,
+        boot: { kind: 'kernel', kernel, cmdline: '' },
+      });
+      let resets = 0;
+      client.on('event', (event) => {
+        if (event.kind === 'reset') resets++;
+      });
+      await client.call('events.subscribe', {});
+      await client.call('vm.start', { vm: 'looper' });
+      const deadline = Date.now() + 30_000;
+      while (resets < 3 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+      assert.ok(resets >= 3, `${resets} reset events`);
+      const info = await client.call('vm.get', { vm: 'looper' });
+      assert.equal(info.status.state, 'running');
+      const { history } = await client.call('console.attach', { vm: 'looper' });
+      const boots =
+        Buffer.from(history, 'base64')
+          .toString('latin1')
+          .match(/boot \d\n/g) ?? [];
+      assert.ok(boots.length >= 3, `${boots.length} boots in the history`);
+      assert.ok(
+        boots.every((line) => line === 'boot 1\n'),
+        'every boot found its RAM cleared',
+      );
+      await client.call('vm.stop', { vm: 'looper', force: true });
+    } finally {
+      await daemon.cleanup();
+    }
+  });
 });
 
 describe('a Linux VM from the CLI', { skip: materialSkipReason() || guestUserspaceSkipReason() }, () => {

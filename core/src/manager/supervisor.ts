@@ -51,6 +51,8 @@ export interface SupervisorOptions {
 export interface SupervisorEvents {
   state: [id: string, status: VmStatus];
   console: [id: string, bytes: Buffer];
+  /** The VM rebooted in place (its guest reset it, or reset()); it stays running. */
+  reset: [id: string, message: string];
 }
 
 interface Pending {
@@ -260,11 +262,11 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     return this.status(id);
   }
 
-  /** The power cord out and back in: Machine has no warm reset yet, so a forced stop and a fresh start. */
-  async reset(spec: VmSpec): Promise<VmStatus> {
-    this.requireState(spec.id, ['running', 'paused']);
-    await this.stop(spec.id, { force: true, timeoutMs: 0 });
-    return this.start(spec);
+  /** The reset button: the VM host reboots the machine in place; it runs again (also if paused). */
+  async reset(id: string): Promise<VmStatus> {
+    const link = this.requireState(id, ['running', 'paused']);
+    await link.command('reset');
+    return this.status(id);
   }
 
   async consoleWrite(id: string, bytes: Buffer): Promise<void> {
@@ -519,6 +521,9 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       }
       case 'log':
         this.log(`${id}: ${message.line}`);
+        return;
+      case 'reset':
+        this.emit('reset', id, message.message);
         return;
       case 'reply':
         link.settle(message.seq, message.error);

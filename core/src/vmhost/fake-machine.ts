@@ -1,8 +1,8 @@
 // A stand-in for Machine in the VM host, for tests of the supervisor and the API that must not
 // depend on KVM or on a guest booting (VIREO_FAKE_MACHINE=1 in the host's environment). Its
 // "guest" echoes console input back, prints a banner, powers off when the power button is
-// pressed (unless its command line says `fake.ignore-power-button`), and powers off when it
-// reads the line "poweroff".
+// pressed (unless its command line says `fake.ignore-power-button`), powers off when it reads
+// the line "poweroff" and reboots (printing its banner again) on the line "reboot".
 
 import { readFileSync } from 'node:fs';
 import type { MachineConfig } from '../machine/config.js';
@@ -29,8 +29,12 @@ export class FakeMachine {
   }
 
   run(): Promise<MachineExit> {
-    setTimeout(() => this.output(`fake guest: ${this.config.cpus} CPU(s)\r\nfake# `), 10);
+    this.boot();
     return this.done;
+  }
+
+  private boot(): void {
+    setTimeout(() => this.output(`fake guest: ${this.config.cpus} CPU(s)\r\nfake# `), 10);
   }
 
   sendConsoleInput(bytes: Uint8Array): void {
@@ -41,6 +45,7 @@ export class FakeMachine {
         this.output('\r\n');
         if (this.line === 'poweroff') this.end({ reason: 'poweroff' });
         else if (this.line === 'crash') process.kill(process.pid, 'SIGKILL');
+        else if (this.line === 'reboot') this.reboot('guest reset the machine');
         else this.output('fake# ');
         this.line = '';
       } else {
@@ -61,6 +66,17 @@ export class FakeMachine {
 
   resume(): void {
     this.paused = false;
+  }
+
+  async reset(): Promise<void> {
+    this.reboot('reset by the VMM');
+  }
+
+  private reboot(message: string): void {
+    this.paused = false;
+    this.line = '';
+    this.io.onReboot?.(message);
+    this.boot();
   }
 
   async stop(): Promise<void> {

@@ -20,13 +20,10 @@ import {
   type HostVmState,
 } from './protocol.js';
 
-/** Machine may grow pause/resume; until then the host reports them as not supported. */
-interface Pausable {
-  pause?: () => Promise<void>;
-  resume?: () => void;
-}
-
-type HostedMachine = Pick<Machine, 'run' | 'sendConsoleInput' | 'pressPowerButton' | 'stop'> & Pausable;
+type HostedMachine = Pick<
+  Machine,
+  'run' | 'sendConsoleInput' | 'pressPowerButton' | 'pause' | 'resume' | 'reset' | 'stop'
+>;
 
 interface MachineFactory {
   create(config: HostLaunch['config'], io: MachineIo): Promise<HostedMachine>;
@@ -41,7 +38,8 @@ async function machineFactory(): Promise<MachineFactory> {
   }
   const { Machine, MachineInputError } = await import('../machine/machine.js');
   return {
-    create: (config, io) => Machine.create(config, io),
+    // Under the daemon a guest that resets reboots in place, as a PC does.
+    create: (config, io) => Machine.create(config, io, { onGuestReset: 'reboot' }),
     isInputError: (error) => error instanceof MachineInputError,
   };
 }
@@ -145,9 +143,6 @@ class VmHost {
       case 'pause': {
         const machine = this.machine;
         if (!machine || this.state !== 'running') throw codedError(ErrorCode.invalidState, 'not running');
-        if (typeof machine.pause !== 'function') {
-          throw codedError(ErrorCode.notSupported, 'pause is not supported by this VMM yet');
-        }
         await machine.pause();
         this.setState('paused');
         return;
@@ -155,11 +150,18 @@ class VmHost {
       case 'resume': {
         const machine = this.machine;
         if (!machine || this.state !== 'paused') throw codedError(ErrorCode.invalidState, 'not paused');
-        if (typeof machine.resume !== 'function') {
-          throw codedError(ErrorCode.notSupported, 'resume is not supported by this VMM yet');
-        }
         machine.resume();
         this.setState('running');
+        return;
+      }
+      case 'reset': {
+        const machine = this.machine;
+        if (!machine || (this.state !== 'running' && this.state !== 'paused')) {
+          throw codedError(ErrorCode.invalidState, 'not running');
+        }
+        await machine.reset();
+        // A reset machine runs its new boot, even if it was paused before.
+        if (!this.ending) this.setState('running');
         return;
       }
       case 'stop':
@@ -183,6 +185,10 @@ class VmHost {
       this.machine = await factory.create(this.launch.config, {
         onConsoleOutput: (bytes) => this.consoleOutput(bytes),
         log: (line) => this.log(line),
+        onReboot: (message) => {
+          this.flushConsole();
+          this.send({ type: 'reset', message, at: new Date().toISOString() });
+        },
       });
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);

@@ -16,10 +16,12 @@ export type HostMessage =
   | { type: 'state'; state: HostVmState }
   | { type: 'console'; data: string }
   | { type: 'log'; line: string }
+  /** The machine rebooted in place (the guest reset it, or a 'reset' command). */
+  | { type: 'reset'; message: string; at: string }
   | { type: 'reply'; seq: number; error?: { code: number; message: string } }
   | { type: 'exit'; exit: HostExit; at: string };
 
-export type HostCommand = 'start' | 'input' | 'power-button' | 'pause' | 'resume' | 'stop';
+export type HostCommand = 'start' | 'input' | 'power-button' | 'pause' | 'resume' | 'reset' | 'stop';
 
 export interface HostRequest {
   type: 'command';

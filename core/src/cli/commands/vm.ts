@@ -276,7 +276,7 @@ export function registerVmCommands(program: Command): void {
   for (const [name, method, description] of [
     ['pause', 'vm.pause', 'pause a running VM (its vCPUs stop; memory is kept)'],
     ['resume', 'vm.resume', 'resume a paused VM'],
-    ['reset', 'vm.reset', 'reset a running VM (for now: forced off, then started again)'],
+    ['reset', 'vm.reset', 'reset a running or paused VM: it reboots at once, like the reset button'],
   ] as const) {
     program
       .command(name)

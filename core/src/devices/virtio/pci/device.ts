@@ -60,4 +60,6 @@ export interface VirtioDevice {
   reset(): void;
   /** The VM is ending: release files and timers. */
   close(): void;
+  /** Resolves once no request is in flight (the vCPUs are paused; nothing new arrives). */
+  quiesce?(): Promise<void>;
 }
