@@ -45,10 +45,41 @@ export interface ServerOptions {
   log?: (line: string) => void;
 }
 
-interface JsonRpcError {
+/** A JSON-RPC error object. */
+export interface JsonRpcError {
   code: number;
   message: string;
   data?: unknown;
+}
+
+/**
+ * A request's method and params checked against the schema: what the server accepts, whatever the
+ * transport, and what Electron's IPC bridge checks before it passes a call on.
+ */
+export function checkRequest(
+  method: string,
+  rawParams: unknown,
+): { ok: true; method: MethodName; params: unknown } | { ok: false; error: JsonRpcError } {
+  if (!isMethodName(method)) {
+    return { ok: false, error: { code: ErrorCode.methodNotFound, message: `no method '${method}'` } };
+  }
+  const params = rawParams ?? {};
+  if (typeof params !== 'object' || params === null || Array.isArray(params)) {
+    return { ok: false, error: { code: ErrorCode.invalidParams, message: 'params must be an object' } };
+  }
+  const parsed = Methods[method].params.safeParse(params);
+  if (!parsed.success) {
+    const issues = zodIssues(parsed.error);
+    return {
+      ok: false,
+      error: {
+        code: ErrorCode.invalidParams,
+        message: `invalid params: ${issues.map((issue) => `${issue.path}: ${issue.message}`).join('; ')}`,
+        data: issues,
+      },
+    };
+  }
+  return { ok: true, method, params: parsed.data };
 }
 
 /** Makes $XDG_RUNTIME_DIR/vireo private (0700, ours); refuses a folder someone else controls. */
@@ -268,31 +299,11 @@ export class ApiServer {
     }
     const method = request.method;
     const reply = (response: unknown) => (hasId ? response : undefined);
-    if (!isMethodName(method)) {
-      return reply(
-        errorResponse(requestId, { code: ErrorCode.methodNotFound, message: `no method '${method}'` }),
-      );
-    }
-    const rawParams = request.params ?? {};
-    if (typeof rawParams !== 'object' || rawParams === null || Array.isArray(rawParams)) {
-      return reply(
-        errorResponse(requestId, { code: ErrorCode.invalidParams, message: 'params must be an object' }),
-      );
-    }
-    const parsed = Methods[method].params.safeParse(rawParams);
-    if (!parsed.success) {
-      const issues = zodIssues(parsed.error);
-      return reply(
-        errorResponse(requestId, {
-          code: ErrorCode.invalidParams,
-          message: `invalid params: ${issues.map((issue) => `${issue.path}: ${issue.message}`).join('; ')}`,
-          data: issues,
-        }),
-      );
-    }
+    const checked = checkRequest(method, request.params);
+    if (!checked.ok) return reply(errorResponse(requestId, checked.error));
     try {
-      const handler = this.handlers[method] as Handler<MethodName>;
-      const result = await handler(parsed.data as never, connection);
+      const handler = this.handlers[checked.method] as Handler<MethodName>;
+      const result = await handler(checked.params as never, connection);
       return reply({ jsonrpc: '2.0', id: requestId, result });
     } catch (error) {
       if (error instanceof ApiError) {

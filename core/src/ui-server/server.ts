@@ -2,28 +2,15 @@
 // 127.0.0.1, on a free port, behind a token made when the server starts. Without the token
 // nothing is served and the WebSocket is refused.
 
-import { createReadStream, realpathSync, statSync } from 'node:fs';
+import { createReadStream } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import { dirname, join, sep } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { WebSocketServer } from 'ws';
 import type { ApiServer } from '../api/server.js';
 import { allowedHosts, newToken, requestToken, tokenCookie, tokenMatches } from './access.js';
-import { contentSecurityPolicy } from './csp.js';
-import { mediaType, staticFilePath } from './static-files.js';
+import { securityHeaders } from './csp.js';
+import { DEFAULT_RENDERER_DIR, mediaType, rendererRoot, servableFile } from './static-files.js';
 import { serveWebSocket } from './websocket.js';
-
-/** renderer/dist of this checkout (or of the packaged app: the same layout inside the asar). */
-export const DEFAULT_RENDERER_DIR = join(
-  dirname(fileURLToPath(import.meta.url)),
-  '..',
-  '..',
-  '..',
-  '..',
-  'renderer',
-  'dist',
-);
 
 export const API_PATH = '/api';
 
@@ -40,16 +27,8 @@ export interface UiServer {
   close(): Promise<void>;
 }
 
-/** Headers on every answer: the token must not leak through referrers, caches or frames. */
 function baseHeaders(host: string): Record<string, string> {
-  return {
-    'Content-Security-Policy': contentSecurityPolicy([`ws://${host}${API_PATH}`]),
-    'X-Content-Type-Options': 'nosniff',
-    'Referrer-Policy': 'no-referrer',
-    'Cache-Control': 'no-store',
-    'Cross-Origin-Opener-Policy': 'same-origin',
-    'Cross-Origin-Resource-Policy': 'same-origin',
-  };
+  return securityHeaders([`ws://${host}${API_PATH}`]);
 }
 
 function refuseUpgrade(socket: Socket, status: string): void {
@@ -59,15 +38,7 @@ function refuseUpgrade(socket: Socket, status: string): void {
 export async function startUiServer(options: UiServerOptions): Promise<UiServer> {
   const rendererDir = options.rendererDir ?? DEFAULT_RENDERER_DIR;
   const log = options.log ?? (() => {});
-  let root: string;
-  try {
-    root = realpathSync(rendererDir);
-    if (!statSync(join(root, 'index.html')).isFile()) throw new Error('index.html is not a file');
-  } catch (error) {
-    throw new Error(
-      `the renderer is not built (${join(rendererDir, 'index.html')}: ${(error as Error).message}); run npm run build`,
-    );
-  }
+  const root = rendererRoot(rendererDir);
   const token = newToken();
   let port = 0;
   const hostOf = (request: IncomingMessage) => {
@@ -185,18 +156,4 @@ export async function startUiServer(options: UiServerOptions): Promise<UiServer>
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
-}
-
-/** A regular file inside `root` (after symlinks) that `pathname` names. */
-function servableFile(root: string, pathname: string): { path: string; size: number } | undefined {
-  const candidate = staticFilePath(root, pathname);
-  if (candidate === undefined) return undefined;
-  try {
-    const path = realpathSync(candidate);
-    if (!path.startsWith(root + sep)) return undefined;
-    const stat = statSync(path);
-    return stat.isFile() ? { path, size: stat.size } : undefined;
-  } catch {
-    return undefined;
-  }
 }
