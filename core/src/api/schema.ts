@@ -70,7 +70,11 @@ export type Disk = z.infer<typeof Disk>;
 
 export const SECTOR_BYTES = 512;
 
-/** A blank raw image the library creates (sparse) in the VM's folder; the spec then names its path. */
+/**
+ * A raw image the library creates in the VM's folder; the spec then names its path. Blank (sparse)
+ * of `sizeBytes`, or a copy of the raw image `from` (sparse-aware, a reflink where the filesystem
+ * can), grown to `sizeBytes` if that is given and larger.
+ */
 export const NewDisk = z
   .object({
     create: z
@@ -80,9 +84,15 @@ export const NewDisk = z
           .int()
           .min(MIB, 'a new disk is at least 1M')
           .max(2 ** 46, 'a new disk is at most 64T')
-          .refine((n) => n % SECTOR_BYTES === 0, `a disk size is whole ${SECTOR_BYTES}-byte sectors`),
+          .refine((n) => n % SECTOR_BYTES === 0, `a disk size is whole ${SECTOR_BYTES}-byte sectors`)
+          .optional(),
+        from: AbsolutePath.optional(),
       })
-      .strict(),
+      .strict()
+      .refine(
+        (create) => create.sizeBytes !== undefined || create.from !== undefined,
+        'a new disk needs sizeBytes, from (an image to copy), or both',
+      ),
     readonly: z.literal(false).default(false),
   })
   .strict();
@@ -225,6 +235,13 @@ export type InvalidVm = z.infer<typeof InvalidVm>;
 const VmRef = z.object({ vm: z.string().min(1).max(128) }).strict();
 const Base64 = z.string().regex(/^[A-Za-z0-9+/]*={0,2}$/, 'base64 data');
 
+/**
+ * Chosen by the client for a request that may take long (copying disk images): the `progress`
+ * events of that request carry it, so the client can tell its own from others' (as LSP's
+ * workDoneToken).
+ */
+const ProgressToken = z.string().min(1).max(128).optional();
+
 export const Methods = {
   'daemon.info': {
     params: z.object({}).strict(),
@@ -242,8 +259,11 @@ export const Methods = {
     result: z.object({ vms: z.array(VmInfo), invalid: z.array(InvalidVm) }),
   },
   'vm.get': { params: VmRef, result: VmInfo },
-  'vm.create': { params: VmCreateParams, result: VmInfo },
-  'vm.update': { params: VmRef.extend({ changes: VmChanges }).strict(), result: VmInfo },
+  'vm.create': { params: VmCreateParams.extend({ progressToken: ProgressToken }).strict(), result: VmInfo },
+  'vm.update': {
+    params: VmRef.extend({ changes: VmChanges, progressToken: ProgressToken }).strict(),
+    result: VmInfo,
+  },
   'vm.delete': { params: VmRef, result: z.object({ id: VmId }) },
   'vm.start': { params: VmRef, result: VmInfo },
   'vm.stop': {
@@ -292,12 +312,15 @@ export const VmEvent = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('console-closed'), vm: VmId }),
   /** The VM rebooted in place (its guest reset it, or vm.reset); it is still running. */
   z.object({ kind: z.literal('reset'), vm: VmId, message: z.string() }),
+  /** A long operation on a VM moves on: `done` of `total` (bytes for disk copies). */
   z.object({
     kind: z.literal('progress'),
     vm: VmId,
     operation: z.string(),
     done: z.number(),
     total: z.number(),
+    /** The `progressToken` of the request this belongs to, when it gave one. */
+    token: z.string().optional(),
   }),
 ]);
 export type VmEvent = z.infer<typeof VmEvent>;

@@ -14,6 +14,8 @@ import { Supervisor } from '../manager/supervisor.js';
 import { startUiServer, type UiServer } from '../ui-server/server.js';
 
 export const DAEMON_VERSION = '0.1.0';
+/** Progress events of a long operation come at most this often (and always at its end). */
+const PROGRESS_INTERVAL_MS = 100;
 
 export interface DaemonOptions {
   env?: NodeJS.ProcessEnv;
@@ -108,6 +110,17 @@ export async function startDaemon(options: DaemonOptions = {}): Promise<Daemon> 
       return uiServer;
     };
 
+    /** Progress events of one operation: the first, then at most one per interval, then the last. */
+    const progressReporter = (operation: string, token: string | undefined) => {
+      let lastAt = Number.NEGATIVE_INFINITY;
+      return (vm: string, { done, total }: { done: number; total: number }) => {
+        const now = performance.now();
+        if (done < total && now - lastAt < PROGRESS_INTERVAL_MS) return;
+        lastAt = now;
+        broadcast({ kind: 'progress', vm, operation, done, total, ...(token ? { token } : {}) });
+      };
+    };
+
     const info = (spec: VmSpec): VmInfo => ({ spec, status: supervisor.status(spec.id) });
     const resolve = (ref: string): VmSpec => library.get(library.resolve(ref));
 
@@ -124,13 +137,17 @@ export async function startDaemon(options: DaemonOptions = {}): Promise<Daemon> 
         return { vms: specs.map(info), invalid };
       },
       'vm.get': ({ vm }) => info(resolve(vm)),
-      'vm.create': (params) => {
-        const spec = library.create(params);
+      'vm.create': async ({ progressToken, ...settings }) => {
+        const spec = await library.create(settings, {
+          onProgress: progressReporter('copy-disks', progressToken),
+        });
         broadcast({ kind: 'created', vm: spec.id });
         return info(spec);
       },
-      'vm.update': ({ vm, changes }) => {
-        const spec = library.update(library.resolve(vm), changes);
+      'vm.update': async ({ vm, changes, progressToken }) => {
+        const spec = await library.update(library.resolve(vm), changes, {
+          onProgress: progressReporter('copy-disks', progressToken),
+        });
         broadcast({ kind: 'updated', vm: spec.id });
         return info(spec);
       },

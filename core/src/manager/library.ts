@@ -15,7 +15,7 @@ import {
   rmSync,
   statSync,
 } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import {
   ApiError,
   type Disk,
@@ -30,6 +30,7 @@ import {
   zodIssues,
 } from '../api/schema.js';
 import { fsyncDirectory, writeFileAtomic } from './atomic-file.js';
+import { copyImage, ImageCopyError, type ImageCopyProgress, imageSize } from './image-copy.js';
 
 export type LoadedVm = { ok: true; spec: VmSpec } | { ok: false; invalid: InvalidVm };
 
@@ -40,6 +41,14 @@ interface CacheEntry {
 }
 
 export const SPEC_FILE = 'spec.json';
+/** A VM folder while create() makes its disks; hidden (dot) so scans skip it. */
+const STAGING_PREFIX = '.creating-';
+
+export interface LibraryWriteOptions {
+  now?: Date;
+  /** Progress of the disk copies a create() or update() makes, in bytes. */
+  onProgress?: (id: string, progress: ImageCopyProgress) => void;
+}
 
 /** One collator for every sort: String.localeCompare builds one per call. */
 const nameOrder = new Intl.Collator(undefined, { numeric: true });
@@ -58,6 +67,8 @@ export function slugFromName(name: string): string {
 export class VmLibrary {
   /** Parsed specs by id, reused while the file's mtime and size are unchanged. */
   private readonly cache = new Map<string, CacheEntry>();
+  /** Names of VMs whose create() is still making their disks: taken, though not yet listed. */
+  private readonly creatingNames = new Set<string>();
 
   constructor(readonly vmsDir: string) {
     mkdirSync(vmsDir, { recursive: true, mode: 0o700 });
@@ -134,36 +145,49 @@ export class VmLibrary {
     throw new ApiError(ErrorCode.vmNotFound, `no VM named '${ref}'`);
   }
 
-  create(params: unknown, now = new Date()): VmSpec {
+  /**
+   * Adds a VM. Disks asked for with `create` are made in its folder first: blank ones at once,
+   * copies of existing images with progress (which can take minutes). Until the spec is written
+   * the folder is a hidden staging folder, so a half-made VM never shows in the library.
+   */
+  async create(params: unknown, options: LibraryWriteOptions = {}): Promise<VmSpec> {
     const settings = VmCreateParams.safeParse(params);
     if (!settings.success) {
       throw new ApiError(ErrorCode.invalidParams, 'invalid VM settings', zodIssues(settings.error));
     }
-    this.assertNameFree(settings.data.name);
-    const id = this.freeId(slugFromName(settings.data.name));
+    const { name } = settings.data;
+    this.assertNameFree(name);
+    const id = this.freeId(slugFromName(name));
     const dir = join(this.vmsDir, id);
-    const { disks, blanks } = placeNewDisks(dir, settings.data.disks);
+    const staging = join(this.vmsDir, `${STAGING_PREFIX}${id}`);
+    const now = (options.now ?? new Date()).toISOString();
+    const { disks, images } = placeNewDisks(dir, settings.data.disks);
     const spec = VmSpec.parse({
       ...settings.data,
       disks,
       version: SPEC_VERSION,
       id,
-      createdAt: now.toISOString(),
-      updatedAt: now.toISOString(),
+      createdAt: now,
+      updatedAt: now,
     });
-    mkdirSync(dir, { mode: 0o700 });
-    fsyncDirectory(this.vmsDir);
+    mkdirSync(staging, { mode: 0o700 });
+    this.creatingNames.add(name);
     try {
-      createBlankImages(dir, blanks);
-      this.write(spec);
+      await createImages(staging, images, (progress) => options.onProgress?.(id, progress));
+      writeFileAtomic(join(staging, SPEC_FILE), `${JSON.stringify(spec, null, 2)}\n`);
+      renameSync(staging, dir);
+      fsyncDirectory(this.vmsDir);
     } catch (error) {
-      rmSync(dir, { recursive: true, force: true });
+      rmSync(staging, { recursive: true, force: true });
       throw error;
+    } finally {
+      this.creatingNames.delete(name);
     }
     return spec;
   }
 
-  update(id: string, changes: unknown, now = new Date()): VmSpec {
+  /** Changes a VM's settings; new disks are made in its folder first (see create()). */
+  async update(id: string, changes: unknown, options: LibraryWriteOptions = {}): Promise<VmSpec> {
     const current = this.get(id);
     const parsed = VmChanges.safeParse(changes);
     if (!parsed.success) {
@@ -178,12 +202,12 @@ export class VmLibrary {
       ...current,
       ...parsed.data,
       ...(placed && { disks: placed.disks }),
-      updatedAt: now.toISOString(),
+      updatedAt: (options.now ?? new Date()).toISOString(),
     });
     if (!next.success) {
       throw new ApiError(ErrorCode.invalidParams, 'invalid changes', zodIssues(next.error));
     }
-    if (placed) createBlankImages(dir, placed.blanks);
+    if (placed) await createImages(dir, placed.images, (progress) => options.onProgress?.(id, progress));
     this.write(next.data);
     return next.data;
   }
@@ -207,13 +231,13 @@ export class VmLibrary {
 
   private assertNameFree(name: string): void {
     const { specs } = this.scan();
-    if (specs.some((spec) => spec.name === name)) {
+    if (this.creatingNames.has(name) || specs.some((spec) => spec.name === name)) {
       throw new ApiError(ErrorCode.nameTaken, `a VM named '${name}' already exists`);
     }
   }
 
   private freeId(base: string): string {
-    const taken = new Set(readdirSync(this.vmsDir));
+    const taken = new Set(readdirSync(this.vmsDir).map((entry) => entry.replace(STAGING_PREFIX, '')));
     if (!taken.has(base)) return base;
     for (let n = 2; ; n++) {
       const candidate = `${base}-${n}`;
@@ -222,44 +246,81 @@ export class VmLibrary {
   }
 }
 
-interface BlankImage {
+/** A disk image create() or update() makes: blank, or a copy of `from`. */
+interface NewImage {
+  /** Where the spec says it is (in the VM's folder). */
   path: string;
-  sizeBytes: number;
+  sizeBytes?: number;
+  from?: string;
 }
 
 /**
- * Names the blank images asked for (`{ create: { sizeBytes } }`) as disk-N.raw files in the VM's
+ * Names the images asked for (`{ create: { sizeBytes?, from? } }`) as disk-N.raw files in the VM's
  * folder, N not yet taken there, and returns the disk list as the spec keeps it.
  */
 function placeNewDisks(
   dir: string,
-  requested: (Disk | { create: { sizeBytes: number } })[],
-): { disks: Disk[]; blanks: BlankImage[] } {
-  const blanks: BlankImage[] = [];
+  requested: (Disk | { create: { sizeBytes?: number; from?: string } })[],
+): { disks: Disk[]; images: NewImage[] } {
+  const images: NewImage[] = [];
   let n = 0;
   const disks = requested.map((disk): Disk => {
     if (!('create' in disk)) return disk;
     let path: string;
     do path = join(dir, `disk-${n++}.raw`);
     while (existsSync(path) || requested.some((other) => 'path' in other && other.path === path));
-    blanks.push({ path, sizeBytes: disk.create.sizeBytes });
+    images.push({ path, ...disk.create });
     return { path, readonly: false, format: 'raw' };
   });
-  return { disks, blanks };
+  return { disks, images };
 }
 
-/** Sparse files of the asked size: no blocks are written until the guest writes them. */
-function createBlankImages(dir: string, blanks: BlankImage[]): void {
-  for (const { path, sizeBytes } of blanks) {
-    const fd = openSync(path, 'wx', 0o600);
-    try {
-      ftruncateSync(fd, sizeBytes);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
+/**
+ * Makes the images in `writeDir` (the VM's folder or its staging folder), under the names their
+ * paths give. Blank ones are sparse files: no blocks are written until the guest writes them.
+ * Copies report their progress in bytes over all of them. On failure none is left.
+ */
+async function createImages(
+  writeDir: string,
+  images: NewImage[],
+  onProgress: (progress: ImageCopyProgress) => void,
+): Promise<void> {
+  const made: string[] = [];
+  try {
+    const copies = images.filter((image) => image.from !== undefined);
+    const sizes = await Promise.all(copies.map((image) => imageSize(image.from!)));
+    const total = sizes.reduce((sum, size) => sum + size, 0);
+    let copied = 0;
+    for (const image of images) {
+      const target = join(writeDir, basename(image.path));
+      if (image.from === undefined) {
+        made.push(target);
+        createBlankImage(target, image.sizeBytes!);
+        continue;
+      }
+      made.push(target);
+      await copyImage(image.from, target, {
+        sizeBytes: image.sizeBytes,
+        onProgress: (progress) => onProgress({ done: copied + progress.done, total }),
+      });
+      copied += sizes[copies.indexOf(image)]!;
     }
+    if (images.length > 0) fsyncDirectory(writeDir);
+  } catch (error) {
+    for (const path of made) rmSync(path, { force: true });
+    if (error instanceof ImageCopyError) throw new ApiError(ErrorCode.invalidParams, error.message);
+    throw error;
   }
-  if (blanks.length > 0) fsyncDirectory(dir);
+}
+
+function createBlankImage(path: string, sizeBytes: number): void {
+  const fd = openSync(path, 'wx', 0o600);
+  try {
+    ftruncateSync(fd, sizeBytes);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
 }
 
 function invalidVm(id: string, file: string, issues: SpecIssue[]): LoadedVm {

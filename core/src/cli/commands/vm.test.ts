@@ -163,6 +163,41 @@ describe('vireo VM commands', { timeout: 120_000 }, () => {
     assert.match(output, /gamma stopped \(poweroff\)/);
   });
 
+  test('create --disk-from copies an image with progress (JSON lines with --json, plain lines otherwise)', () => {
+    const image = join(root, 'image.raw');
+    writeFileSync(image, Buffer.alloc(24 * 1024 * 1024, 7));
+    const created = vireo('create', 'copy', '--disk-from', image, '--new-disk', '8M', '--json');
+    assert.equal(created.status, 0, created.stderr);
+    const disks = JSON.parse(created.stdout).spec.disks as { path: string }[];
+    assert.deepEqual(
+      disks.map((disk) => disk.path.split('/').slice(-2).join('/')),
+      ['copy/disk-0.raw', 'copy/disk-1.raw'],
+    );
+    assert.ok(readFileSync(disks[0]!.path).equals(readFileSync(image)));
+    const steps = created.stderr
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line).progress as { done: number; total: number });
+    assert.ok(steps.length >= 1);
+    assert.deepEqual(steps.at(-1), {
+      operation: 'copying image.raw',
+      done: 24 * 1024 * 1024,
+      total: 24 * 1024 * 1024,
+    });
+
+    const plain = vireo('create', 'copy-2', '--disk-from', image);
+    assert.equal(plain.status, 0, plain.stderr);
+    assert.match(plain.stderr, /^copying image\.raw: 100% \(24M of 24M\)$/m);
+    assert.match(plain.stdout, /created copy-2/);
+
+    const missing = vireo('create', 'copy-3', '--disk-from', join(root, 'missing.raw'));
+    assert.equal(missing.status, 2);
+    assert.match(missing.stderr, /missing\.raw.*ENOENT/);
+    assert.equal(vireo('inspect', 'copy-3').status, 3, 'nothing was created');
+    assert.equal(vireo('delete', 'copy').status, 0);
+    assert.equal(vireo('delete', 'copy-2').status, 0);
+  });
+
   test('every command has help', () => {
     for (const command of [
       'list',

@@ -2,13 +2,23 @@
 // vireo list | create | start | stop | pause | resume | reset | inspect | edit | delete.
 
 import { spawnSync } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { type Command, Option } from 'commander';
-import type { BootSource, Disk, Network, VmChanges, VmCreateParams, VmInfo } from '../../api/schema.js';
+import type {
+  BootSource,
+  Disk,
+  MethodParams,
+  Network,
+  NewDisk,
+  VmChanges,
+  VmInfo,
+} from '../../api/schema.js';
 import { formatSize, parseSize } from '../../api/size.js';
 import { usageError } from '../errors.js';
+import { createProgressDisplay, progressStyle } from '../progress.js';
 import {
   describeBoot,
   describeStatus,
@@ -84,6 +94,24 @@ function parseDisk(text: string): Disk {
     else throw usageError(`--disk '${text}': unknown flag '${flag}' (ro, rw, raw, qcow2)`);
   }
   return { path: resolve(path), readonly, format };
+}
+
+interface CreateDiskFlags {
+  diskFrom?: string[];
+  newDisk?: string[];
+}
+
+/** The disks `vireo create` asks the library to make: copies first, then blank ones. */
+export function newDisksFromFlags(flags: CreateDiskFlags): NewDisk[] {
+  const copies = (flags.diskFrom ?? []).map((path): NewDisk => ({ create: { from: resolve(path) } }));
+  const blanks = (flags.newDisk ?? []).map((text): NewDisk => {
+    try {
+      return { create: { sizeBytes: parseSize(text) } };
+    } catch (error) {
+      throw usageError(`--new-disk: ${(error as Error).message}`);
+    }
+  });
+  return [...copies, ...blanks];
 }
 
 function parseNetwork(text: string, mac: string | undefined): Network {
@@ -221,13 +249,44 @@ export function registerVmCommands(program: Command): void {
       .command('create')
       .argument('<name>', 'a name for the VM')
       .description('define a new VM in the library (the built-in guest unless --kernel is given)')
+      .option(
+        '--disk-from <image>',
+        "a copy of this raw image as a disk in the VM's folder (sparse, or a reflink); repeatable",
+        collect,
+      )
+      .option('--new-disk <size>', "a blank raw disk of this size in the VM's folder; repeatable", collect)
       .option('--start', 'start it right away'),
   )
-    .addHelpText('after', `${EXIT_CODES_HELP}\nExample: vireo create web --cpus 2 --memory 1G`)
-    .action(async (name: string, flags: SettingsFlags & { start?: boolean }) => {
+    .addHelpText(
+      'after',
+      `${EXIT_CODES_HELP}\nDisks are attached in this order: --disk-from, --new-disk, --disk.\n` +
+        'Examples: vireo create web --cpus 2 --memory 1G\n' +
+        '          vireo create db --disk-from ~/images/debian.raw --new-disk 20G',
+    )
+    .action(async (name: string, flags: SettingsFlags & CreateDiskFlags & { start?: boolean }) => {
       const settings = settingsFromFlags(flags);
+      const disks = [...newDisksFromFlags(flags), ...(settings.disks ?? [])];
       await withDaemon(flags.json, async (client) => {
-        let info = await client.call('vm.create', { ...settings, name } as VmCreateParams);
+        const copies = flags.diskFrom?.length ?? 0;
+        const progressToken = copies > 0 ? randomUUID() : undefined;
+        if (progressToken) {
+          const display = createProgressDisplay(
+            copies === 1 ? `copying ${basename(flags.diskFrom![0]!)}` : `copying ${copies} images`,
+            progressStyle(flags.json, process.stderr),
+          );
+          client.on('event', (event) => {
+            if (event.kind !== 'progress' || event.token !== progressToken) return;
+            display.update(event.done, event.total);
+            if (event.done >= event.total) display.finish();
+          });
+          await client.call('events.subscribe', {});
+        }
+        let info = await client.call('vm.create', {
+          ...settings,
+          disks,
+          name,
+          progressToken,
+        } as MethodParams<'vm.create'>);
         if (flags.start) info = await client.call('vm.start', { vm: info.spec.id });
         printInfo(
           info,
