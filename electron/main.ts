@@ -4,7 +4,17 @@
 
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { app, BrowserWindow, ipcMain, Menu, protocol, session, shell, type WebContents } from 'electron';
+import {
+  app,
+  BrowserWindow,
+  dialog,
+  ipcMain,
+  Menu,
+  protocol,
+  session,
+  shell,
+  type WebContents,
+} from 'electron';
 import { ErrorCode } from '../core/src/api/schema.js';
 import { connectToDaemon } from '../core/src/daemon/connect.js';
 import { DEFAULT_RENDERER_DIR, rendererRoot } from '../core/src/ui-server/static-files.js';
@@ -76,7 +86,14 @@ if (!app.requestSingleInstanceLock()) {
   app.on('web-contents-created', (_event, contents) => lockDown(contents));
   app.on('window-all-closed', () => app.quit());
   void app.whenReady().then(() => {
-    const root = rendererRoot(DEFAULT_RENDERER_DIR);
+    let root: string;
+    try {
+      root = rendererRoot(DEFAULT_RENDERER_DIR);
+    } catch (error) {
+      dialog.showErrorBox('Vireo cannot start', (error as Error).message);
+      app.quit();
+      return;
+    }
     protocol.handle(RENDERER_SCHEME, (request) => rendererResponse(root, request.url, request.method));
     session.defaultSession.setPermissionRequestHandler((_contents, permission, callback) =>
       callback(isPermissionAllowed(permission)),

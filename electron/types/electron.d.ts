@@ -158,6 +158,10 @@ declare module 'electron' {
     ): void;
   }
 
+  interface Dialog {
+    showErrorBox(title: string, content: string): void;
+  }
+
   interface Shell {
     openExternal(url: string): Promise<void>;
   }
@@ -179,6 +183,7 @@ declare module 'electron' {
 
   export const app: App;
   export const contextBridge: ContextBridge;
+  export const dialog: Dialog;
   export const ipcMain: IpcMain;
   export const ipcRenderer: IpcRenderer;
   export const protocol: Protocol;

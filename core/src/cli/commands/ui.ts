@@ -29,7 +29,7 @@ export function registerUiCommand(program: Command): void {
     .option('--json', 'print { "url": ... } as JSON')
     .addHelpText(
       'after',
-      '\nThe address carries a token made when the daemon started: anyone who has it can manage\n' +
+      '\nThe address carries a token the daemon made for this purpose: anyone who has it can manage\n' +
         'your VMs while the daemon runs, so do not share it. It stops working when the daemon stops.\n' +
         EXIT_CODES_HELP,
     )
