@@ -6,6 +6,8 @@
 export const INIT_READY_MARKER = 'VIREO-INIT-READY';
 /** Followed by the test script's exit status, e.g. VIREO-TEST-EXIT=0; then the guest powers off. */
 export const TEST_EXIT_PREFIX = 'VIREO-TEST-EXIT=';
+/** The interactive shell's prompt: busybox asks for the cursor position (ESC[6n) after each one. */
+export const SHELL_PROMPT = new RegExp(`# (${String.fromCharCode(27)}\\[6n)?$`, 'm');
 /** The status /init reports when it could not start the test (bad base64, no disk, no script). */
 export const TEST_NOT_STARTED_STATUS = 125;
 /** The script /init runs from a test disk's archive, with the archive's folder as working directory. */

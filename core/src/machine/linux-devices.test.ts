@@ -11,7 +11,7 @@ import { after, describe } from 'node:test';
 import { guestMaterial, materialSkipReason } from '../../../tests/support/material.js';
 import { bootTest, guestUserspaceSkipReason, slowBootSkipReason } from '../../../tests/support/tags.js';
 import { startVireo, type VireoRun } from '../../../tests/support/vireo-process.js';
-import { parseTestExit, testScriptParameter } from '../guest-material/test-protocol.js';
+import { parseTestExit, SHELL_PROMPT, testScriptParameter } from '../guest-material/test-protocol.js';
 
 const MINUTE = 60_000;
 const material = guestMaterial();
@@ -157,7 +157,7 @@ describe('virtio devices in a Linux guest', { skip: slowBootSkipReason() || mate
         'virtio',
       ]);
       try {
-        await vm.waitFor(/# (\x1b\[6n)?$/m, 20 * MINUTE);
+        await vm.waitFor(SHELL_PROMPT, 20 * MINUTE);
         vm.type('echo tty=$(tty) sum=$((40+2))\n');
         await vm.waitFor(/tty=\/dev\/hvc0 sum=42/, 2 * MINUTE);
         vm.type('poweroff -f\n');
