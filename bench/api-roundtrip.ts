@@ -2,16 +2,22 @@
 //  - API round trips per second for vm.list with 100 VMs defined (one client waiting for each
 //    answer, and 8 clients at once), beside daemon.info (the same trip with no work behind it);
 //  - the time from vm.start to the VM running (VM host process up, Machine built, vCPUs started)
-//    and to the guest's first console byte, with the fake machine and with the built-in guest.
+//    and to the guest's first console byte, with the fake machine and with the built-in guest;
+//  - the time from `vireo start` (the CLI process spawned) to the guest's first instruction: a PVH
+//    guest whose first instruction writes a byte to COM1, beside QEMU (Debian's, KVM) booting the
+//    same ELF from its spawn to that byte on its serial line.
 // Run: node dist/bench/api-roundtrip.js [--seconds N] [--no-kvm]
 
+import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { ApiClient } from '../core/src/api/client.js';
 import { startTestDaemon, type TestDaemon } from '../core/src/daemon/test-daemon.js';
 import { loadGuestMaterial } from '../core/src/guest-material/index.js';
+import { buildPvhGuest, HALT_FOREVER, serialWrite } from '../tests/support/pvh-guest.js';
 import { kvmAvailable } from '../tests/support/tags.js';
+import { VIREO_BIN } from '../tests/support/vireo-process.js';
 import { median, printFigure } from './lib/report.js';
 
 const { values } = parseArgs({
@@ -78,6 +84,86 @@ async function startTimes(
         ? median(toFirstByte)
         : `no console output within ${firstByteTimeoutMs / 1000} s`,
   };
+}
+
+/** Spawns `command` and resolves with the ms until `firstByte()` says the guest spoke; then kills it. */
+async function spawnToFirstByte(
+  command: string,
+  args: string[],
+  options: { env?: NodeJS.ProcessEnv; stdoutIsGuest: boolean },
+  firstByte: () => number | undefined,
+): Promise<number> {
+  const began = performance.now();
+  let guestAt: number | undefined;
+  const child = spawn(command, args, { env: options.env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  if (options.stdoutIsGuest) {
+    child.stdout.once('data', () => {
+      guestAt = performance.now();
+    });
+  }
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    guestAt ??= firstByte();
+    if (guestAt !== undefined) break;
+    if (Date.now() > deadline) throw new Error(`${command}: no guest output within 30 s`);
+    await new Promise((resolve) => setTimeout(resolve, 1));
+  }
+  if (options.stdoutIsGuest) child.kill('SIGKILL');
+  await exited;
+  return guestAt - began;
+}
+
+/**
+ * `vireo start` -> the guest's first instruction (its `out` to COM1 reaching an attached console
+ * client), and QEMU's spawn -> the same guest's first byte on its serial line.
+ */
+async function firstInstructionRows(daemon: TestDaemon, client: ApiClient, runs: number) {
+  const kernel = buildPvhGuest(daemon.root, 'first-instruction', `${serialWrite('!')}\n${HALT_FOREVER}`);
+  await client.call('vm.create', {
+    name: 'first',
+    memoryBytes: 64 * 1024 * 1024,
+    boot: { kind: 'kernel', kernel, cmdline: '' },
+  });
+  let firstByteAt: number | undefined;
+  client.on('console.output', (note) => {
+    if (note.vm === 'first') firstByteAt ??= performance.now();
+  });
+  const vireo: number[] = [];
+  const qemu: number[] = [];
+  for (let run = 0; run < runs; run++) {
+    await client.call('console.attach', { vm: 'first', history: false });
+    firstByteAt = undefined;
+    vireo.push(
+      await spawnToFirstByte(
+        process.execPath,
+        [VIREO_BIN, 'start', 'first'],
+        { env: daemon.env, stdoutIsGuest: false },
+        () => firstByteAt,
+      ),
+    );
+    await client.call('vm.stop', { vm: 'first', force: true });
+    qemu.push(
+      await spawnToFirstByte(
+        'qemu-system-x86_64',
+        ['-machine', 'pc,accel=kvm', '-cpu', 'host', '-m', '64', '-nodefaults', '-display', 'none'].concat([
+          '-serial',
+          'stdio',
+          '-kernel',
+          kernel,
+        ]),
+        { stdoutIsGuest: true },
+        () => undefined,
+      ).catch(() => Number.NaN),
+    );
+  }
+  const qemuValue = qemu.every(Number.isNaN)
+    ? 'QEMU did not run'
+    : median(qemu.filter((v) => !Number.isNaN(v)));
+  return [
+    { name: 'QEMU (KVM): spawn -> first instruction (PVH guest)', value: qemuValue },
+    { name: 'vireo start -> first instruction (PVH guest)', value: median(vireo) },
+  ];
 }
 
 async function main(): Promise<void> {
@@ -158,6 +244,17 @@ async function main(): Promise<void> {
           { name: 'built-in guest: vm.start -> running (vCPUs started)', value: running },
           { name: 'built-in guest: vm.start -> first console byte', value: firstByte },
         );
+        if (kvmAvailable()) {
+          printFigure(
+            {
+              title: "`vireo start` to the guest's first instruction (median of 5)",
+              unit: 'ms',
+              baseline: 'QEMU (KVM): spawn -> first instruction (PVH guest)',
+              better: 'lower',
+            },
+            await firstInstructionRows(real, realClient, 5),
+          );
+        }
       } finally {
         await real.stop();
       }
