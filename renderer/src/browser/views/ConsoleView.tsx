@@ -1,0 +1,87 @@
+// The serial console in xterm.js: the console history first, then live output; what is typed goes
+// to the guest through console.write; the terminal fits its box as the window resizes.
+
+import { FitAddon } from '@xterm/addon-fit';
+import { type ITheme, Terminal } from '@xterm/xterm';
+import '@xterm/xterm/css/xterm.css';
+import { useEffect, useRef } from 'react';
+import { base64ToBytes, bytesToBase64 } from '../../common/base64.js';
+import { describeError } from '../../common/client.js';
+import { useServices } from '../context.js';
+
+const LIGHT: ITheme = {
+  background: '#fbfbfa',
+  foreground: '#1d1f21',
+  cursor: '#1d1f21',
+  selectionBackground: '#b4d5fe',
+};
+const DARK: ITheme = {
+  background: '#15171a',
+  foreground: '#e2e4e7',
+  cursor: '#e2e4e7',
+  selectionBackground: '#3a4b63',
+};
+
+export function ConsoleView({ vm }: { vm: string }) {
+  const { client } = useServices();
+  const box = useRef<HTMLElement>(null);
+
+  useEffect(() => {
+    const element = box.current;
+    if (!element) return;
+    const dark = window.matchMedia('(prefers-color-scheme: dark)');
+    const terminal = new Terminal({
+      cursorBlink: true,
+      scrollback: 10_000,
+      fontFamily: '"DejaVu Sans Mono", "Liberation Mono", monospace',
+      fontSize: 13,
+      theme: dark.matches ? DARK : LIGHT,
+    });
+    const fit = new FitAddon();
+    terminal.loadAddon(fit);
+    terminal.open(element);
+    fit.fit();
+    const onScheme = () => {
+      terminal.options.theme = dark.matches ? DARK : LIGHT;
+    };
+    dark.addEventListener('change', onScheme);
+
+    let disposed = false;
+    // Output before the attach answer came from an earlier attachment: the history holds it.
+    let attached = false;
+    const offOutput = client.onConsoleOutput((output) => {
+      if (attached && output.vm === vm) terminal.write(base64ToBytes(output.data));
+    });
+    client.call('console.attach', { vm, history: true }).then(
+      ({ history }) => {
+        if (disposed) return;
+        terminal.write(base64ToBytes(history));
+        attached = true;
+      },
+      (error) => {
+        if (!disposed) terminal.write(`\r\n\x1b[31m[console: ${describeError(error)}]\x1b[0m\r\n`);
+      },
+    );
+    const encoder = new TextEncoder();
+    const typing = terminal.onData((text) => {
+      client
+        .call('console.write', { vm, data: bytesToBase64(encoder.encode(text)) })
+        .catch((error) => terminal.write(`\r\n\x1b[31m[input: ${describeError(error)}]\x1b[0m\r\n`));
+    });
+    const resize = new ResizeObserver(() => fit.fit());
+    resize.observe(element);
+    terminal.focus();
+
+    return () => {
+      disposed = true;
+      offOutput();
+      typing.dispose();
+      resize.disconnect();
+      dark.removeEventListener('change', onScheme);
+      client.call('console.detach', { vm }).catch(() => {});
+      terminal.dispose();
+    };
+  }, [client, vm]);
+
+  return <section className="console" ref={box} data-testid="console" aria-label="Serial console" />;
+}

@@ -1,0 +1,210 @@
+// The creation wizard's form: what people type, turned into vm.create params and checked by the
+// same zod schema the daemon checks them with, so the errors next to the fields are the API's own.
+// The settings tab of a stopped VM edits the same form (vm.update takes the same fields).
+
+import { type Disk, type NewDisk, VmCreateParams, type VmSpec } from '../../../core/src/api/schema.js';
+import { formatSize, parseSize } from '../../../core/src/api/size.js';
+import type { HostInfo } from './vm-store.js';
+
+/** Where the guest comes from. A disk image boots through a kernel with the image as its root. */
+export type SourceKind = 'default' | 'kernel' | 'image';
+
+export type DiskRow = { kind: 'new'; size: string } | { kind: 'existing'; path: string; readonly: boolean };
+
+export interface WizardForm {
+  name: string;
+  source: SourceKind;
+  kernel: string;
+  initrd: string;
+  cmdline: string;
+  /** With source 'image': the root filesystem image, attached first (/dev/vda). */
+  image: string;
+  cpus: string;
+  memory: string;
+  disks: DiskRow[];
+  network: 'none' | 'user' | 'tap';
+  tap: string;
+  mac: string;
+  console: 'serial' | 'virtio';
+}
+
+export const IMAGE_CMDLINE = 'console=ttyS0 root=/dev/vda rw panic=-1';
+
+export function emptyForm(): WizardForm {
+  return {
+    name: '',
+    source: 'default',
+    kernel: '',
+    initrd: '',
+    cmdline: 'console=ttyS0',
+    image: '',
+    cpus: '1',
+    memory: '512M',
+    disks: [],
+    network: 'none',
+    tap: '',
+    mac: '',
+    console: 'serial',
+  };
+}
+
+/** The form of an existing VM, for its settings tab. */
+export function formFromSpec(spec: VmSpec): WizardForm {
+  const form = emptyForm();
+  form.name = spec.name;
+  form.cpus = String(spec.cpus);
+  form.memory = formatSize(spec.memoryBytes);
+  if (spec.boot.kind === 'kernel') {
+    form.source = 'kernel';
+    form.kernel = spec.boot.kernel;
+    form.initrd = spec.boot.initrd ?? '';
+    form.cmdline = spec.boot.cmdline;
+  }
+  form.disks = spec.disks.map((disk) => ({ kind: 'existing', path: disk.path, readonly: disk.readonly }));
+  form.network = spec.network.mode;
+  if (spec.network.mode !== 'none') form.mac = spec.network.mac ?? '';
+  if (spec.network.mode === 'tap') form.tap = spec.network.tap;
+  form.console = spec.console.kind;
+  return form;
+}
+
+/** Field name (a key of WizardForm, or `disks.N.size` / `disks.N.path`) -> what is wrong with it. */
+export type FieldErrors = Record<string, string>;
+
+export const STEPS = [
+  { id: 'source', title: 'Source', fields: ['name', 'source', 'kernel', 'initrd', 'cmdline', 'image'] },
+  { id: 'resources', title: 'Resources', fields: ['cpus', 'memory'] },
+  { id: 'disks', title: 'Disks', fields: ['disks'] },
+  { id: 'network', title: 'Network', fields: ['network', 'tap', 'mac'] },
+  { id: 'console', title: 'Console', fields: ['console'] },
+  { id: 'review', title: 'Review', fields: [] },
+] as const;
+export type StepId = (typeof STEPS)[number]['id'];
+
+/** Which step a field is on (`disks.3.size` is on the disks step). */
+export function stepOfField(field: string): StepId {
+  const root = field.split('.')[0] ?? field;
+  return STEPS.find((step) => (step.fields as readonly string[]).includes(root))?.id ?? 'review';
+}
+
+function parseCount(text: string): number {
+  return /^\s*\d+\s*$/.test(text) ? Number(text) : Number.NaN;
+}
+
+export interface Checked {
+  /** The params when every field is valid. */
+  params: VmCreateParams | undefined;
+  errors: FieldErrors;
+}
+
+interface Context {
+  host?: HostInfo;
+  /** Names already taken by other VMs. */
+  takenNames?: readonly string[];
+}
+
+/**
+ * Builds vm.create params from the form and validates them with VmCreateParams. Text that is not a
+ * number or size yet is reported here; everything else is the schema's verdict, mapped back from
+ * its paths (boot.kernel, disks.1.create.sizeBytes, ...) to the form's fields.
+ */
+export function checkForm(form: WizardForm, context: Context = {}): Checked {
+  const errors: FieldErrors = {};
+  const cpus = parseCount(form.cpus);
+  if (Number.isNaN(cpus)) errors.cpus = 'CPUs is a whole number';
+  let memoryBytes = Number.NaN;
+  try {
+    memoryBytes = parseSize(form.memory);
+  } catch (error) {
+    errors.memory = (error as Error).message;
+  }
+
+  // Form rows -> disks as the API takes them; diskField maps each back to its row's field.
+  const disks: (Disk | NewDisk)[] = [];
+  const diskField: string[] = [];
+  if (form.source === 'image') {
+    disks.push({ path: form.image.trim(), readonly: false, format: 'raw' });
+    diskField.push('image');
+  }
+  form.disks.forEach((row, index) => {
+    if (row.kind === 'new') {
+      let sizeBytes = Number.NaN;
+      try {
+        sizeBytes = parseSize(row.size);
+      } catch (error) {
+        errors[`disks.${index}.size`] = (error as Error).message;
+      }
+      disks.push({ create: { sizeBytes } });
+      diskField.push(`disks.${index}.size`);
+    } else {
+      disks.push({ path: row.path.trim(), readonly: row.readonly, format: 'raw' });
+      diskField.push(`disks.${index}.path`);
+    }
+  });
+
+  const params: VmCreateParams = {
+    name: form.name,
+    cpus,
+    memoryBytes,
+    boot:
+      form.source === 'default'
+        ? { kind: 'default' }
+        : {
+            kind: 'kernel',
+            kernel: form.kernel.trim(),
+            ...(form.initrd.trim() && form.source === 'kernel' && { initrd: form.initrd.trim() }),
+            cmdline: form.cmdline,
+          },
+    disks,
+    network:
+      form.network === 'none'
+        ? { mode: 'none' }
+        : ({
+            mode: form.network,
+            ...(form.network === 'tap' && { tap: form.tap }),
+            ...(form.mac.trim() && { mac: form.mac.trim() }),
+          } as VmCreateParams['network']),
+    console: { kind: form.console },
+  };
+
+  const parsed = VmCreateParams.safeParse(params);
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues) {
+      const field = formField(issue.path, diskField);
+      errors[field] ??= issue.message;
+    }
+  }
+  if (context.host && !errors.memory && memoryBytes > context.host.memoryBytes) {
+    errors.memory = `the host has ${formatSize(context.host.memoryBytes)} of memory`;
+  }
+  if (context.host && !errors.cpus && cpus > context.host.cpus) {
+    errors.cpus = `the host has ${context.host.cpus} CPUs`;
+  }
+  if (!errors.name && context.takenNames?.includes(form.name)) {
+    errors.name = `a VM named '${form.name}' already exists`;
+  }
+  return { params: Object.keys(errors).length === 0 ? params : undefined, errors };
+}
+
+function formField(path: PropertyKey[], diskField: string[]): string {
+  const [head, next] = path;
+  switch (head) {
+    case 'memoryBytes':
+      return 'memory';
+    case 'boot':
+      return typeof next === 'string' && next !== 'kind' ? next : 'source';
+    case 'disks':
+      return typeof next === 'number' ? (diskField[next] ?? 'disks') : 'disks';
+    case 'network':
+      return next === 'mac' || next === 'tap' ? next : 'network';
+    case 'console':
+      return 'console';
+    default:
+      return String(head ?? 'name');
+  }
+}
+
+/** The errors that belong to one step. */
+export function errorsOfStep(errors: FieldErrors, step: StepId): FieldErrors {
+  return Object.fromEntries(Object.entries(errors).filter(([field]) => stepOfField(field) === step));
+}
