@@ -1,0 +1,152 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { ApiError, ErrorCode, type VmInfo, type VmStatus } from '../../../core/src/api/schema.js';
+import { VireoClient } from './client.js';
+import type { Transport } from './transport.js';
+import { createVmStore } from './vm-store.js';
+
+const HOST = { memoryBytes: 8 * 1024 ** 3, cpus: 4 };
+
+function info(id: string, name: string, state: VmStatus['state'] = 'stopped'): VmInfo {
+  return {
+    spec: {
+      version: 1,
+      id,
+      name,
+      cpus: 1,
+      memoryBytes: 512 * 1024 * 1024,
+      cpuProfile: 'auto',
+      boot: { kind: 'default' },
+      disks: [],
+      network: { mode: 'none' },
+      console: { kind: 'serial', historyBytes: 65536 },
+      display: { enabled: false, width: 1024, height: 768 },
+      createdAt: '2026-01-01T00:00:00.000Z',
+      updatedAt: '2026-01-01T00:00:00.000Z',
+    },
+    status: { state, since: '2026-01-01T00:00:00.000Z' },
+  };
+}
+
+/** A transport whose answers the test gives by hand, one call at a time. */
+function scriptedTransport() {
+  const calls: { method: string; params: unknown; resolve(v: unknown): void; reject(e: Error): void }[] = [];
+  const listeners = new Map<string, (params: unknown) => void>();
+  let closeListener: ((reason: string) => void) | undefined;
+  const transport: Transport = {
+    call: (method, params) => new Promise((resolve, reject) => calls.push({ method, params, resolve, reject })),
+    on(name, listener) {
+      listeners.set(name, listener);
+      return () => listeners.delete(name);
+    },
+    onClose(listener) {
+      closeListener = listener;
+      return () => {};
+    },
+  };
+  const next = async (method: string) => {
+    for (let i = 0; i < 50 && calls.length === 0; i++) await new Promise((r) => setImmediate(r));
+    const call = calls.shift();
+    assert.ok(call, `expected a call to ${method}`);
+    assert.equal(call.method, method);
+    return call;
+  };
+  const notify = (name: string, params: unknown) => listeners.get(name)?.(params);
+  return { transport, next, notify, close: (reason: string) => closeListener?.(reason), calls };
+}
+
+async function loadedStore(vms: VmInfo[]) {
+  const script = scriptedTransport();
+  const store = createVmStore(new VireoClient(script.transport));
+  const loading = store.getState().load();
+  assert.equal(store.getState().phase, 'loading');
+  (await script.next('events.subscribe')).resolve({});
+  // An event before the list's answer is already in the list: it must not be applied twice.
+  script.notify('event', { kind: 'deleted', vm: 'web' });
+  (await script.next('vm.list')).resolve({ vms, invalid: [] });
+  (await script.next('daemon.info')).resolve({ pid: 1, version: '0', socket: '', dataDir: '', host: HOST });
+  await loading;
+  return { store, script };
+}
+
+test('loads the list sorted by name, with the host, after subscribing to events', async () => {
+  const { store } = await loadedStore([info('b', 'web'), info('a', 'db 10'), info('c', 'db 9')]);
+  const state = store.getState();
+  assert.equal(state.phase, 'ready');
+  assert.deepEqual(
+    state.vms.map((vm) => vm.spec.name),
+    ['db 9', 'db 10', 'web'],
+  );
+  assert.deepEqual(state.host, HOST);
+});
+
+test('state events move a VM along live and land in its log; deleted removes it', async () => {
+  const { store, script } = await loadedStore([info('web', 'web')]);
+  script.notify('event', { kind: 'state', vm: 'web', status: { state: 'running', since: '2026-01-01T00:01:00Z' } });
+  assert.equal(store.getState().vms[0]?.status.state, 'running');
+  script.notify('event', {
+    kind: 'state',
+    vm: 'web',
+    status: {
+      state: 'crashed',
+      since: '2026-01-01T00:02:00Z',
+      lastExit: { reason: 'crashed', message: 'signal SIGKILL', at: '2026-01-01T00:02:00Z' },
+    },
+  });
+  assert.deepEqual(
+    store.getState().log.web?.map((entry) => entry.text),
+    ['running', 'crashed (crashed: signal SIGKILL)'],
+  );
+  script.notify('event', { kind: 'deleted', vm: 'web' });
+  assert.deepEqual(store.getState().vms, []);
+});
+
+test('a created event fetches the new VM', async () => {
+  const { store, script } = await loadedStore([]);
+  script.notify('event', { kind: 'created', vm: 'new' });
+  const get = await script.next('vm.get');
+  assert.deepEqual(get.params, { vm: 'new' });
+  get.resolve(info('new', 'new'));
+  await new Promise((r) => setImmediate(r));
+  assert.deepEqual(
+    store.getState().vms.map((vm) => vm.spec.id),
+    ['new'],
+  );
+});
+
+test('an action is busy while it runs; its failure is kept for that VM until the next action', async () => {
+  const { store, script } = await loadedStore([info('web', 'web')]);
+  const starting = store.getState().run('web', 'start');
+  assert.equal(store.getState().busy.web, 'start');
+  (await script.next('vm.start')).reject(new ApiError(ErrorCode.startFailed, 'cannot read kernel'));
+  await starting;
+  assert.equal(store.getState().busy.web, undefined);
+  assert.equal(store.getState().actionErrors.web, 'cannot read kernel');
+
+  const stopping = store.getState().run('web', 'forceStop');
+  assert.equal(store.getState().actionErrors.web, undefined);
+  const stop = await script.next('vm.stop');
+  assert.deepEqual(stop.params, { vm: 'web', force: true });
+  stop.resolve(info('web', 'web', 'stopped'));
+  await stopping;
+
+  const deleting = store.getState().run('web', 'delete');
+  (await script.next('vm.delete')).resolve({ id: 'web' });
+  await deleting;
+  assert.deepEqual(store.getState().vms, []);
+});
+
+test('a lost connection or a failed load is an error state with the reason', async () => {
+  const { store, script } = await loadedStore([]);
+  script.close('WebSocket closed with code 1006');
+  assert.equal(store.getState().phase, 'error');
+  assert.match(store.getState().error ?? '', /1006/);
+
+  const other = scriptedTransport();
+  const failing = createVmStore(new VireoClient(other.transport));
+  const loading = failing.getState().load();
+  (await other.next('events.subscribe')).reject(new Error('daemon gone'));
+  await loading;
+  assert.equal(failing.getState().phase, 'error');
+  assert.equal(failing.getState().error, 'daemon gone');
+});
