@@ -23,6 +23,12 @@ export function App() {
     connectTransport().then(
       (transport) => {
         const client = new VireoClient(transport);
+        client.onClose((reason) =>
+          setConnection({
+            phase: 'failed',
+            error: `The connection to the daemon ended (${reason}). If the daemon restarted, open the new address \`vireo ui\` prints.`,
+          }),
+        );
         const store = createVmStore(client);
         void store.getState().load();
         setConnection({ phase: 'up', services: { client, store } });

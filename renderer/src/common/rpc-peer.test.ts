@@ -59,7 +59,10 @@ test('a connection-wide error fails every open call; close fails open and later 
   const { peer } = peerWithOutbox();
   const open = peer.call('vm.list', {});
   peer.receive(JSON.stringify({ jsonrpc: '2.0', id: null, error: { code: -32007, message: 'too large' } }));
-  await assert.rejects(open, (error) => error instanceof ApiError && error.code === ErrorCode.messageTooLarge);
+  await assert.rejects(
+    open,
+    (error) => error instanceof ApiError && error.code === ErrorCode.messageTooLarge,
+  );
 
   const reasons: string[] = [];
   peer.onClose((reason) => reasons.push(reason));

@@ -124,14 +124,14 @@ export function createVmStore(client: VireoClient, now: () => Date = () => new D
         case 'deleted':
           set((state) => ({ vms: state.vms.filter((info) => info.spec.id !== event.vm) }));
           return;
+        case 'reset':
+          note(event.vm, `rebooted: ${event.message}`);
+          return;
         default:
           return;
       }
     };
     client.onEvent(onEvent);
-    client.onClose((reason) =>
-      set({ phase: 'error', error: `the connection to the daemon ended: ${reason}` }),
-    );
 
     return {
       phase: 'loading',

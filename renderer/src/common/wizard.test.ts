@@ -48,6 +48,8 @@ test('text that is not a number or size yet, and the host limits', () => {
   assert.match(errors.memory ?? '', /not a size/);
   const tooBig = checkForm(form({ cpus: '3', memory: '8G' }), { host }).errors;
   assert.equal(tooBig.memory, 'the host has 4G of memory');
+  const odd = checkForm(form({ memory: '32G' }), { host: { memoryBytes: 24683656 * 1024, cpus: 2 } }).errors;
+  assert.equal(odd.memory, 'the host has 23.5G of memory');
   assert.equal(tooBig.cpus, 'the host has 2 CPUs');
   assert.equal(checkForm(form({}), { takenNames: ['web'] }).errors.name, "a VM named 'web' already exists");
 });
@@ -71,7 +73,12 @@ test('disks: new blank ones by size, existing ones by path; a disk image comes f
   assert.equal(errors.image, undefined);
 
   const ok = checkForm(
-    form({ source: 'image', image: '/images/root.raw', kernel: '/boot/vmlinuz', disks: [{ kind: 'new', size: '8G' }] }),
+    form({
+      source: 'image',
+      image: '/images/root.raw',
+      kernel: '/boot/vmlinuz',
+      disks: [{ kind: 'new', size: '8G' }],
+    }),
   );
   assert.deepEqual(ok.params?.disks, [
     { path: '/images/root.raw', readonly: false, format: 'raw' },
@@ -84,7 +91,15 @@ test('disks: new blank ones by size, existing ones by path; a disk image comes f
 
 test('a spec comes back as the form it was made from', () => {
   const { params } = checkForm(
-    form({ source: 'kernel', kernel: '/k', initrd: '/i', cmdline: 'quiet', cpus: '2', memory: '1G', network: 'user' }),
+    form({
+      source: 'kernel',
+      kernel: '/k',
+      initrd: '/i',
+      cmdline: 'quiet',
+      cpus: '2',
+      memory: '1G',
+      network: 'user',
+    }),
   );
   const spec = {
     ...VmCreateParams.parse(params),

@@ -68,6 +68,13 @@ export function formFromSpec(spec: VmSpec): WizardForm {
   return form;
 }
 
+/** A size to read rather than to type back: host memory is rarely a whole number of any unit. */
+export function approximateSize(bytes: number): string {
+  const exact = formatSize(bytes);
+  if (/^\d+[GM]$/.test(exact) || bytes < 1024 ** 2) return exact;
+  return bytes >= 1024 ** 3 ? `${(bytes / 1024 ** 3).toFixed(1)}G` : `${(bytes / 1024 ** 2).toFixed(1)}M`;
+}
+
 /** Field name (a key of WizardForm, or `disks.N.size` / `disks.N.path`) -> what is wrong with it. */
 export type FieldErrors = Record<string, string>;
 
@@ -175,7 +182,7 @@ export function checkForm(form: WizardForm, context: Context = {}): Checked {
     }
   }
   if (context.host && !errors.memory && memoryBytes > context.host.memoryBytes) {
-    errors.memory = `the host has ${formatSize(context.host.memoryBytes)} of memory`;
+    errors.memory = `the host has ${approximateSize(context.host.memoryBytes)} of memory`;
   }
   if (context.host && !errors.cpus && cpus > context.host.cpus) {
     errors.cpus = `the host has ${context.host.cpus} CPUs`;

@@ -101,7 +101,7 @@ export function VmPage({ id, tab }: { id: string; tab: VmTab }) {
           </Suspense>
         )}
         {tab === 'details' && <Details vm={vm} />}
-        {tab === 'settings' && <Settings key={vm.spec.updatedAt} vm={vm} />}
+        {tab === 'settings' && <Settings vm={vm} />}
         {tab === 'log' && <Log vm={vm} />}
       </div>
     </section>
@@ -233,9 +233,7 @@ function Settings({ vm }: { vm: VmInfo }) {
         <ResourcesSection {...props} />
         <h2>Disks</h2>
         <DisksSection {...props} />
-        <h2>Network</h2>
         <NetworkSection {...props} />
-        <h2>Console</h2>
         <ConsoleSection {...props} />
         <div className="wizard-buttons">
           <button type="submit" className="primary">

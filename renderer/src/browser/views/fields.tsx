@@ -2,9 +2,14 @@
 // field carries its error right below it, tied to it with aria-describedby.
 
 import type { ReactNode } from 'react';
-import { formatSize } from '../../../../core/src/api/size.js';
 import type { HostInfo } from '../../common/vm-store.js';
-import { type DiskRow, type FieldErrors, IMAGE_CMDLINE, type WizardForm } from '../../common/wizard.js';
+import {
+  approximateSize,
+  type DiskRow,
+  type FieldErrors,
+  IMAGE_CMDLINE,
+  type WizardForm,
+} from '../../common/wizard.js';
 
 export interface SectionProps {
   form: WizardForm;
@@ -227,7 +232,7 @@ export function ResourcesSection({ form, errors, change, host }: SectionProps) {
         label="Memory"
         value={form.memory}
         error={errors.memory}
-        hint={`A size such as 512M or 2G${host ? `; the host has ${formatSize(host.memoryBytes)}` : ''}.`}
+        hint={`A size such as 512M or 2G${host ? `; the host has ${approximateSize(host.memoryBytes)}` : ''}.`}
         onChange={(memory) => change({ memory }, ['memory'])}
       />
     </>
