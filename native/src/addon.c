@@ -3,11 +3,13 @@
 #include <node_api.h>
 
 #include "io.h"
+#include "net.h"
 #include "vcpu.h"
 
 NAPI_MODULE_INIT() {
   kvm_exports(env, exports);
   vcpu_exports(env, exports);
   io_exports(env, exports);
+  net_exports(env, exports);
   return exports;
 }

@@ -485,6 +485,7 @@ describe('daemon restart', { timeout: 120_000 }, () => {
           cpuProfile: 'auto',
           disks: [],
           console: 'serial',
+          network: { mode: 'none' },
         },
         historyBytes: 1024,
       });

@@ -4,6 +4,7 @@
 // them and the library validates every spec file.
 
 import { z } from 'zod';
+import { Network } from '../net/config.js';
 
 const MIB = 1024 * 1024;
 export const MIN_MEMORY_BYTES = 32 * MIB;
@@ -113,24 +114,8 @@ const DiskOrNew = z.unknown().transform((value, ctx) => {
 }) as unknown as z.ZodType<Disk | z.output<typeof NewDisk>, z.input<typeof Disk> | NewDisk>;
 const DisksOrNew = z.array(DiskOrNew).max(MAX_DISKS, `at most ${MAX_DISKS} disks`);
 
-const MacAddress = z
-  .string()
-  .regex(/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/, 'a MAC address is six lowercase hex pairs joined by colons')
-  .refine((mac) => (Number.parseInt(mac.slice(0, 2), 16) & 1) === 0, 'a MAC address must be unicast');
-
-/** Validated and kept; the VMM has no network device yet. */
-export const Network = z.discriminatedUnion('mode', [
-  z.object({ mode: z.literal('none') }).strict(),
-  z.object({ mode: z.literal('user'), mac: MacAddress.optional() }).strict(),
-  z
-    .object({
-      mode: z.literal('tap'),
-      tap: z.string().regex(/^[A-Za-z0-9_.-]{1,15}$/, 'a tap interface name is 1-15 characters'),
-      mac: MacAddress.optional(),
-    })
-    .strict(),
-]);
-export type Network = z.infer<typeof Network>;
+/** The network part of a VM: defined with the machine's (core/src/net/config.ts). */
+export { Network };
 
 /** Which console the terminal attaches to: the 8250 UART (ttyS0) or virtio-console (hvc0). */
 export const ConsoleSpec = z

@@ -1,6 +1,7 @@
 // What a Machine is built from. One schema gives the type and the validation.
 
 import { z } from 'zod';
+import { Network } from '../net/config.js';
 
 const MIB = 1024 * 1024;
 
@@ -36,6 +37,8 @@ export const MachineConfig = z.object({
   /** virtio-blk disks, in order: /dev/vda, /dev/vdb, ... */
   disks: z.array(DiskConfig).default([]),
   console: ConsoleKind.default('serial'),
+  /** virtio-net and its backend (passt or tap); no MAC: a random 52:54:00 one. */
+  network: Network.default({ mode: 'none' }),
 });
 export type MachineConfig = z.infer<typeof MachineConfig>;
 

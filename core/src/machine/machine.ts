@@ -1,11 +1,15 @@
 // A running x86-64 VM built from a MachineConfig: guest RAM, KVM, the Linux boot, the platform
 // devices and the vCPU threads. Lives in a VM host process (for `vireo run`, the CLI itself).
 
+import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { allocateGuestRam, Kvm, type Vcpu, type Vm } from '../kvm/kvm.js';
 import type { CpuidEntry } from '../kvm/structs.js';
 import { VcpuSet, type VmStop } from '../kvm/vcpu-set.js';
 import { GuestMemory } from '../memory/guest-memory.js';
+import type { NetBackend } from '../net/backend.js';
+import { defaultMac, macBytes } from '../net/config.js';
+import { NetBackendError, openNetBackend } from '../net/open.js';
 import { detectKernelFormat, type LinuxBoot, prepareLinuxBoot } from '../x86/boot.js';
 import { bootRegs, bootSregs } from '../x86/boot-vcpu.js';
 import { KernelImageError, parseBzImage } from '../x86/bzimage.js';
@@ -88,11 +92,13 @@ interface Board {
   boot: LinuxBoot;
 }
 
-/** The kernel, initrd and guest RAM a machine keeps across reboots. */
+/** The kernel, initrd and guest RAM a machine keeps across reboots, and its network backend. */
 interface BootInputs {
   kernel: Uint8Array;
   initrd: Uint8Array | undefined;
   ram: { gpa: number; bytes: Uint8Array }[];
+  /** passt keeps running (and a tap stays open) while the guest reboots; the MAC stays too. */
+  network: { backend: NetBackend; mac: Uint8Array } | undefined;
 }
 
 export class Machine {
@@ -123,7 +129,20 @@ export class Machine {
     const initrd = config.initrd === undefined ? undefined : readInput('initrd', config.initrd);
     checkKernel(config.kernel, kernel);
 
-    const kvm = openKvm();
+    let backend: NetBackend | undefined;
+    try {
+      backend = await openNetBackend(config.network, io.log);
+    } catch (error) {
+      if (error instanceof NetBackendError) throw new MachineInputError(`network: ${error.message}`);
+      throw error;
+    }
+    let kvm: Kvm;
+    try {
+      kvm = openKvm();
+    } catch (error) {
+      backend?.close();
+      throw error;
+    }
     try {
       const ram = ramRegions(config.memoryBytes).map((region) => ({
         gpa: region.gpa,
@@ -139,10 +158,13 @@ export class Machine {
       } else {
         cpuProfile = config.cpuProfile;
       }
-      const inputs: BootInputs = { kernel, initrd, ram };
+      const mac = config.network.mode === 'none' ? undefined : config.network.mac;
+      const network = backend && { backend, mac: macBytes(mac ?? defaultMac(randomBytes(3))) };
+      const inputs: BootInputs = { kernel, initrd, ram, network };
       const board = buildBoard(kvm, config, memory, inputs, supported, cpuProfile, io);
       return new Machine(config, cpuProfile, kvm, supported, memory, inputs, board, io, options);
     } catch (error) {
+      backend?.close();
       kvm.close();
       throw error;
     }
@@ -237,6 +259,7 @@ export class Machine {
     } catch (error) {
       // The old board is already closed: only KVM itself is left to release.
       this.closed = true;
+      this.inputs.network?.backend.close();
       this.kvm.close();
       throw error;
     }
@@ -295,6 +318,7 @@ export class Machine {
     this.closed = true;
     this.board.platform.close();
     this.board.vm.close();
+    this.inputs.network?.backend.close();
     this.kvm.close();
   }
 }
@@ -349,7 +373,11 @@ function buildBoard(
       vcpus.push(vcpu);
     }
 
-    const platform = createPlatform(vm, memory, io, { disks: config.disks, console: config.console });
+    const platform = createPlatform(vm, memory, io, {
+      disks: config.disks,
+      console: config.console,
+      network: inputs.network,
+    });
     return { vm, vcpus, platform, boot };
   } catch (error) {
     vm.close();

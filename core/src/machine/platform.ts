@@ -11,6 +11,7 @@ import { PciRoot } from '../devices/pci/host-bridge.js';
 import { KvmMsiSink, MsiRoutes } from '../devices/pci/kvm-msi.js';
 import { VirtioBlock } from '../devices/virtio/block/device.js';
 import { VirtioConsole } from '../devices/virtio/console/device.js';
+import { VirtioNet } from '../devices/virtio/net/device.js';
 import type { VirtioDevice } from '../devices/virtio/pci/device.js';
 import { KvmKicks } from '../devices/virtio/pci/kvm-kicks.js';
 import { VirtioPciTransport } from '../devices/virtio/pci/transport.js';
@@ -18,6 +19,7 @@ import { VirtioRng } from '../devices/virtio/rng/device.js';
 import type { Vm } from '../kvm/kvm.js';
 import { defaultIrqchipRoutes } from '../kvm/structs.js';
 import type { GuestMemory } from '../memory/guest-memory.js';
+import type { NetBackend } from '../net/backend.js';
 import { PM1_CNT_LENGTH, PM1_EVT_LENGTH } from '../x86/acpi/tables.js';
 import {
   IRQ_ACPI_SCI,
@@ -48,6 +50,8 @@ export interface PlatformDevices {
   disks?: readonly DiskConfig[];
   /** 'virtio': terminal input goes to hvc0 (output of both consoles still reaches the terminal). */
   console?: ConsoleKind;
+  /** virtio-net over this backend (the Machine's: it outlives the platform across reboots). */
+  network?: { backend: NetBackend; mac: Uint8Array };
 }
 
 /** The IOAPIC pin a slot's INTA# drives (the swizzle firmware tables must describe): GSI 16..19. */
@@ -161,6 +165,18 @@ export function createPlatform(
       ? new VirtioConsole({ onOutput: (bytes) => io.onConsoleOutput(bytes) })
       : undefined;
   if (virtioConsole) addVirtio(virtioConsole);
+  if (devices.network) {
+    const { backend, mac } = devices.network;
+    addVirtio(
+      new VirtioNet({
+        mac,
+        backend,
+        log,
+        onLinkChange: (up, reason) =>
+          log(`network (${backend.description}): link ${up ? 'up' : 'down'}: ${reason}`),
+      }),
+    );
+  }
   addVirtio(new VirtioRng());
   // Firmware's job on a PC: place the BARs and turn decoding on, so the guest finds them ready.
   pci.assignResources({ memory: { start: PCI_MMIO32_START, end: PCI_MMIO32_END } });

@@ -74,3 +74,22 @@ test('a kernel boot with disks maps to the MachineConfig; missing files and qcow
     ErrorCode.notSupported,
   );
 });
+
+test('network: the spec passes through, with a MAC that stays the same for the VM when none is set', () => {
+  const none = machineConfigFromSpec(spec({}), material);
+  assert.deepEqual(none.network, { mode: 'none' });
+  const forwards = [{ protocol: 'tcp', hostPort: 8022, guestPort: 22 }];
+  const first = machineConfigFromSpec(spec({ network: { mode: 'user', forwards } }), material);
+  const again = machineConfigFromSpec(spec({ network: { mode: 'user', forwards } }), material);
+  assert.equal(first.network.mode, 'user');
+  assert.match((first.network as { mac: string }).mac, /^52:54:00(:[0-9a-f]{2}){3}$/);
+  assert.deepEqual(first.network, again.network);
+  assert.deepEqual((first.network as { forwards: unknown }).forwards, [
+    { protocol: 'tcp', hostAddress: '127.0.0.1', hostPort: 8022, guestPort: 22 },
+  ]);
+  const tap = machineConfigFromSpec(
+    spec({ network: { mode: 'tap', tap: 'tap0', mac: '52:54:00:00:00:01' } }),
+    material,
+  );
+  assert.deepEqual(tap.network, { mode: 'tap', tap: 'tap0', mac: '52:54:00:00:00:01' });
+});

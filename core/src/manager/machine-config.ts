@@ -1,10 +1,12 @@
 // From a VM's spec to the MachineConfig its host process runs. Checked in the supervisor so a VM
 // whose kernel is missing fails `vm.start` with a clear reason before a process is started.
 
+import { createHash } from 'node:crypto';
 import { accessSync, constants } from 'node:fs';
 import { ApiError, ErrorCode, type VmSpec } from '../api/schema.js';
 import { type GuestMaterial, loadGuestMaterial } from '../guest-material/index.js';
 import { describeIssues, MachineConfig } from '../machine/config.js';
+import { defaultMac } from '../net/config.js';
 
 /** The command line the built-in default guest boots with (as `vireo run` does). */
 export const DEFAULT_GUEST_CMDLINE = 'console=ttyS0 panic=-1';
@@ -57,6 +59,11 @@ export function machineConfigFromSpec(
   const parsed = MachineConfig.safeParse({
     disks: spec.disks.map((disk) => ({ path: disk.path, readOnly: disk.readonly })),
     console: spec.console.kind,
+    // A VM keeps its MAC address from one start to the next (DHCP leases, udev names follow it).
+    network:
+      spec.network.mode === 'none' || spec.network.mac
+        ? spec.network
+        : { ...spec.network, mac: defaultMac(createHash('sha256').update(spec.id).digest()) },
     kernel,
     initrd,
     cmdline,

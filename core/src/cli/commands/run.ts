@@ -7,6 +7,8 @@ import { formatSize, parseSize } from '../../api/size.js';
 import { loadGuestMaterial } from '../../guest-material/index.js';
 import { describeIssues, MachineConfig } from '../../machine/config.js';
 import { Machine, type MachineExit, MachineInputError } from '../../machine/machine.js';
+import { type Network, parseNetworkMode, parsePortForward } from '../../net/config.js';
+import { findPasst } from '../../net/passt.js';
 import { attachTerminal } from '../console/terminal.js';
 import { CliError, ExitCode, usageError } from '../errors.js';
 
@@ -19,6 +21,8 @@ interface RunFlags {
   cpuProfile: string;
   disk: string[];
   console: string;
+  net?: string;
+  forward: string[];
 }
 
 /** The command line the built-in default guest boots with. */
@@ -50,6 +54,16 @@ export function registerRunCommand(program: Command): void {
       [],
     )
     .option('--console <kind>', 'the terminal console: serial (ttyS0) or virtio (hvc0)', 'serial')
+    .option(
+      '--net <mode>',
+      'virtio-net: user (passt NAT), tap:NAME or none (default: user if passt is installed)',
+    )
+    .option(
+      '--forward <[tcp|udp:][addr:]host:guest>',
+      'with --net user: a host port to a guest port; repeatable',
+      collect,
+      [],
+    )
     .addHelpText(
       'after',
       '\nWith no --kernel, boots the built-in default guest (a small Linux with a busybox shell).\n' +
@@ -128,6 +142,7 @@ export function resolveConfig(flags: RunFlags): MachineConfig {
   }
 
   const parsed = MachineConfig.safeParse({
+    network: resolveNetwork(flags),
     kernel,
     initrd,
     cmdline: append ?? '',
@@ -139,6 +154,26 @@ export function resolveConfig(flags: RunFlags): MachineConfig {
   });
   if (!parsed.success) throw usageError(describeIssues(parsed.error));
   return parsed.data;
+}
+
+/** --net and --forward: user networking by default where passt is installed. */
+function resolveNetwork(flags: RunFlags): Network {
+  let mode: ReturnType<typeof parseNetworkMode>;
+  try {
+    mode = parseNetworkMode(flags.net ?? (findPasst() ? 'user' : 'none'));
+  } catch (error) {
+    throw usageError(`--net ${(error as Error).message}`);
+  }
+  const forwards = (flags.forward ?? []).map((text) => {
+    try {
+      return parsePortForward(text);
+    } catch (error) {
+      throw usageError(`--forward ${(error as Error).message}`);
+    }
+  });
+  if (mode === 'user') return { mode, forwards };
+  if (forwards.length > 0) throw usageError('--forward needs --net user (passt does the forwarding)');
+  return mode === 'none' ? { mode } : { mode: 'tap', tap: mode.tap };
 }
 
 function describeExit(exit: MachineExit): { code: number; message?: string } {

@@ -11,7 +11,6 @@ import type {
   BootSource,
   Disk,
   MethodParams,
-  Network,
   NewDisk,
   VmChanges,
   VmInfo,
@@ -65,7 +64,7 @@ function addSettingsOptions(command: Command): Command {
       'a disk image as virtio-blk (/dev/vda, vdb, ... in order; raw only so far); repeatable',
       collect,
     )
-    .option('--network <mode>', 'none, user or tap:<ifname> (kept in the spec; no network device yet)')
+    .option('--network <mode>', 'none, user (passt) or tap:<ifname>')
     .option('--mac <address>', 'the network card MAC address')
     .addOption(
       new Option(
@@ -114,7 +113,7 @@ export function newDisksFromFlags(flags: CreateDiskFlags): NewDisk[] {
   return [...copies, ...blanks];
 }
 
-function parseNetwork(text: string, mac: string | undefined): Network {
+function parseNetwork(text: string, mac: string | undefined): NonNullable<VmChanges['network']> {
   if (text === 'none') return { mode: 'none' };
   if (text === 'user') return mac ? { mode: 'user', mac } : { mode: 'user' };
   if (text.startsWith('tap:')) return { mode: 'tap', tap: text.slice(4), ...(mac ? { mac } : {}) };
