@@ -42,6 +42,23 @@ const cases: [string, string[], RegExp][] = [
   ['an unknown CPU profile', ['--kernel', textFile, '--cpu-profile', 'fast'], /cpuProfile/],
   ['an unknown option', ['--kernal', textFile], /unknown option '--kernal'/],
   ['a missing initrd', ['--kernel', textFile, '--initrd', join(dir, 'absent.img')], /cannot read initrd/],
+  [
+    'an unknown network mode',
+    ['--kernel', textFile, '--net', 'bridge'],
+    /--net 'bridge' is not none, user or tap:NAME/,
+  ],
+  [
+    'a tap name that is too long',
+    ['--kernel', textFile, '--net', 'tap:a-very-long-tap-name'],
+    /1-15 characters/,
+  ],
+  ['a forward with one port', ['--kernel', textFile, '--forward', 'tcp:80'], /--forward 'tcp:80': use/],
+  ['a forward to port 0', ['--kernel', textFile, '--forward', 'tcp:8080:0'], /a port is 1-65535/],
+  [
+    'a forward without --net user',
+    ['--kernel', textFile, '--net', 'none', '--forward', '8080:80'],
+    /needs --net user/,
+  ],
 ];
 
 for (const [what, args, message] of cases) {
