@@ -15,7 +15,9 @@ export const PortForward = z
   .object({
     protocol: z.enum(['tcp', 'udp']),
     /** The host address to listen on: loopback unless the person says otherwise. */
-    hostAddress: z.ipv4('the listen address must be an IPv4 address (or the protocol tcp or udp)').default('127.0.0.1'),
+    hostAddress: z
+      .ipv4('the listen address must be an IPv4 address (or the protocol tcp or udp)')
+      .default('127.0.0.1'),
     hostPort: Port,
     guestPort: Port,
   })
