@@ -5,22 +5,23 @@
 // QEMU running the same guest binary. Each figure is (time with N exits - time with none) / N,
 // the median of --repeat runs, so start-up costs cancel out.
 //   node dist/bench/exit-roundtrip.js [--exits N] [--repeat R]
-import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import {
-  createTestVm,
-  GUEST_PARAM_OFFSET,
-  HandlerBus,
-  TestPort,
-  testGuest,
-  testGuestDir,
-} from '../core/src/kvm/test-vm.js';
+import { createTestVm, HandlerBus, TestPort, testGuest, testGuestDir } from '../core/src/kvm/test-vm.js';
 import { VcpuSet } from '../core/src/kvm/vcpu-set.js';
 import { kvmSkipReason } from '../tests/support/tags.js';
+import {
+  benchCacheDir,
+  benchDir,
+  newer,
+  QEMU,
+  qemuImage,
+  qemuUnavailable,
+  run,
+  withParams,
+} from './lib/guest-image.js';
 import { type Measurement, median, printFigure } from './lib/report.js';
 
 const { values } = parseArgs({
@@ -32,37 +33,15 @@ const { values } = parseArgs({
 const exits = Number(values.exits);
 const repeat = Number(values.repeat);
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const benchDir = join(root, 'bench');
-const cacheDir = join(dirname(testGuestDir()), 'bench');
-
-function newer(output: string, inputs: string[]): boolean {
-  if (!existsSync(output)) return false;
-  const built = statSync(output).mtimeMs;
-  return inputs.every((input) => statSync(input).mtimeMs <= built);
-}
-
-function run(command: string, args: string[]): { status: number | null; stdout: string; stderr: string } {
-  const result = spawnSync(command, args, { encoding: 'utf8' });
-  if (result.error) return { status: null, stdout: '', stderr: result.error.message };
-  return { status: result.status, stdout: result.stdout, stderr: result.stderr };
-}
-
 function buildBaseline(): string {
   const source = join(benchDir, 'exit-roundtrip-baseline.c');
-  const binary = join(cacheDir, 'exit-roundtrip-baseline');
+  const binary = join(benchCacheDir, 'exit-roundtrip-baseline');
   if (!newer(binary, [source])) {
-    mkdirSync(cacheDir, { recursive: true });
+    mkdirSync(benchCacheDir, { recursive: true });
     const result = run('gcc', ['-O2', '-Wall', '-o', binary, source]);
     if (result.status !== 0) throw new Error(`gcc failed: ${result.stderr}`);
   }
   return binary;
-}
-
-function withParam(guest: Uint8Array, n: number): Uint8Array {
-  const copy = guest.slice();
-  new DataView(copy.buffer).setBigUint64(GUEST_PARAM_OFFSET, BigInt(n), true);
-  return copy;
 }
 
 /** Nanoseconds for the C loop with n exits (its own clock around the KVM_RUN loop). */
@@ -119,40 +98,6 @@ async function vireo(
   return { ns: elapsed, userPerExit: runStats.userNs / runStats.runs };
 }
 
-/** Builds the QEMU-bootable wrapper (PVH ELF32) around the guest with n iterations. */
-function qemuImage(guest: Uint8Array, n: number, work: string): string {
-  const guestPath = join(work, `guest-${n}.bin`);
-  writeFileSync(guestPath, withParam(guest, n));
-  const source = readFileSync(join(benchDir, 'exit-roundtrip-qemu-wrapper.S'), 'utf8').replace(
-    'GUEST_PATH',
-    JSON.stringify(guestPath),
-  );
-  const asm = join(work, `wrapper-${n}.S`);
-  writeFileSync(asm, source);
-  const object = join(work, `wrapper-${n}.o`);
-  const elf = join(work, `wrapper-${n}.elf`);
-  let result = run('as', ['--32', '-o', object, asm]);
-  if (result.status !== 0) throw new Error(`as failed: ${result.stderr}`);
-  result = run('ld', [
-    '-m',
-    'elf_i386',
-    '-nostdlib',
-    '-static',
-    '--no-warn-rwx-segments',
-    '--section-start=.guest=0x100000',
-    '--section-start=.note.Xen=0x3ff000',
-    '--section-start=.text32=0x400000',
-    '-e',
-    'pvh_entry',
-    '-o',
-    elf,
-    object,
-  ]);
-  if (result.status !== 0) throw new Error(`ld failed: ${result.stderr}`);
-  return elf;
-}
-
-const QEMU = 'qemu-system-x86_64';
 // -cpu host minus arch-capabilities: emulating hosts (PVM) refuse that MSR and QEMU aborts.
 const QEMU_ARGS = ['-accel', 'kvm', '-cpu', 'host,-arch-capabilities', '-M', 'microvm', '-m', '32'];
 const QEMU_TAIL = [
@@ -171,12 +116,6 @@ function qemu(image: string): RunResult {
   if (result.status !== 1)
     throw new Error(`QEMU exited ${result.status}: ${result.stderr.trim().slice(0, 300)}`);
   return { ns: elapsed };
-}
-
-function qemuUnavailable(): string | undefined {
-  const probe = run(QEMU, ['--version']);
-  if (probe.status !== 0) return `${QEMU} not installed (apt-get install qemu-system-x86)`;
-  return undefined;
 }
 
 async function main(): Promise<void> {
@@ -205,7 +144,10 @@ async function main(): Promise<void> {
   if (qemuMissing) failures.set(QEMU_ROW, qemuMissing);
   else {
     try {
-      qemuImages = [qemuImage(guest, 0, work), qemuImage(guest, exits, work)];
+      qemuImages = [
+        qemuImage(withParams(guest, [0]), work, '0'),
+        qemuImage(withParams(guest, [exits]), work, String(exits)),
+      ];
     } catch (error) {
       failures.set(QEMU_ROW, (error as Error).message);
     }

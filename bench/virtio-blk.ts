@@ -1,40 +1,55 @@
-// virtio-blk device throughput: Vireo's device model serving a polling driver (the test driver
-// laying out rings in guest RAM, several requests in flight, no interrupts), against the host
-// reading the same file directly (dd, and libuv's pool from Node with the same request sizes and
-// queue depth). Both read through the page cache (the file is read once first), so the figure is
-// what the VMM's data path costs, not the disk.
-//
-// Not here yet: the same driver as a CPL3 test guest under KVM and under QEMU's virtio-blk-pci
-// (issue 4's full comparison); this measures the device side of that path only.
-//
-// Run: node dist/bench/virtio-blk.js [--size-mib 256] [--seconds 3] [--depth 32]
-import { spawnSync } from 'node:child_process';
+// virtio-blk throughput, end to end: one polling guest driver at CPL3 (bench/guests, no guest
+// kernel, no interrupts) reads a raw image through Vireo's virtio-blk-pci and through QEMU's,
+// and the host reads the same file with fio. Every side bypasses the host page cache (Vireo's
+// disk with O_DIRECT, QEMU's cache=none,aio=io_uring, fio --direct=1 --ioengine=io_uring) and
+// issues the same requests at the same queue depth: random 4 KiB reads, then sequential 1 MiB.
+// Each phase is timed by this process between the guest's "begin"/"end" report lines.
+// Targets (issue 4): sequential at least 80% of the host's rate; random IOPS above QEMU's.
+//   node dist/bench/virtio-blk.js [--size-mib 1024] [--random-ios 100000] [--random-depth 32]
+//     [--sequential-mib 2048] [--sequential-depth 4] [--repeat 1] [--echo]
 import { randomFillSync } from 'node:crypto';
-import { closeSync, mkdtempSync, openSync, read, readSync, rmSync, writeSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { closeSync, fsyncSync, mkdtempSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { VirtioBlock } from '../core/src/devices/virtio/block/device.js';
-import { BlockRequestType } from '../core/src/devices/virtio/block/request.js';
-import type { VirtioDeviceContext } from '../core/src/devices/virtio/pci/device.js';
-import { Queue } from '../core/src/devices/virtio/queue/index.js';
-import { VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE } from '../core/src/devices/virtio/queue/ring-layout.js';
-import { layoutRings, TestDriver } from '../core/src/devices/virtio/queue/test-driver.js';
-import { GuestMemory } from '../core/src/memory/guest-memory.js';
-import { printFigure } from './lib/report.js';
+import { kvmSkipReason } from '../tests/support/tags.js';
+import {
+  BENCH_BAR_BASE,
+  BENCH_GUEST_RAM,
+  describeFailure,
+  type GuestRun,
+  type Phase,
+  phases,
+  runInQemu,
+  runInVireo,
+} from './lib/bench-guest.js';
+import { benchGuest, qemuImage, qemuUnavailable, run, withParams } from './lib/guest-image.js';
+import { type Measurement, median, printFigure } from './lib/report.js';
 
 const { values } = parseArgs({
   options: {
-    'size-mib': { type: 'string', default: '256' },
-    seconds: { type: 'string', default: '3' },
-    depth: { type: 'string', default: '32' },
+    'size-mib': { type: 'string', default: '1024' },
+    'random-ios': { type: 'string', default: '100000' },
+    'random-depth': { type: 'string', default: '32' },
+    'sequential-mib': { type: 'string', default: '2048' },
+    'sequential-depth': { type: 'string', default: '4' },
+    repeat: { type: 'string', default: '1' },
+    echo: { type: 'boolean', default: false },
   },
 });
-const FILE_SIZE = Number(values['size-mib']) * 1024 * 1024;
-const SECONDS = Number(values.seconds);
-const DEPTH = Number(values.depth);
 const MIB = 1024 * 1024;
+const FILE_SIZE = Number(values['size-mib']) * MIB;
+const RANDOM_IOS = Number(values['random-ios']);
+const RANDOM_DEPTH = Number(values['random-depth']);
+const SEQUENTIAL_BYTES = Number(values['sequential-mib']) * MIB;
+const SEQUENTIAL_DEPTH = Number(values['sequential-depth']);
+const REPEAT = Number(values.repeat);
+const TIMEOUT_MS = 600_000;
 
+const HOST = 'host fio (O_DIRECT, io_uring)';
+const VIREO = 'Vireo virtio-blk-pci (O_DIRECT)';
+const QEMU_ROW = 'QEMU virtio-blk-pci (cache=none, io_uring)';
+
+/** Random data, so nothing along the way (sparse files, compression, zero pages) is a shortcut. */
 function makeImage(path: string): void {
   const fd = openSync(path, 'w');
   const chunk = new Uint8Array(MIB);
@@ -42,166 +57,179 @@ function makeImage(path: string): void {
     randomFillSync(chunk);
     writeSync(fd, chunk);
   }
+  fsyncSync(fd);
   closeSync(fd);
 }
 
-function warmCache(path: string): void {
+/** What the guest's sequential phase must report as `sum`: each block's first u64, mod 2^64. */
+function expectedSequentialSum(path: string): bigint {
   const fd = openSync(path, 'r');
-  const buffer = new Uint8Array(MIB);
-  while (readSync(fd, buffer) > 0);
+  const word = Buffer.alloc(8);
+  const blocks = FILE_SIZE / MIB;
+  let sum = 0n;
+  for (let i = 0; i < SEQUENTIAL_BYTES / MIB; i++) {
+    readSync(fd, word, 0, 8, (i % blocks) * MIB);
+    sum = (sum + word.readBigUInt64LE(0)) & 0xffff_ffff_ffff_ffffn;
+  }
   closeSync(fd);
+  return sum;
 }
 
-function randomOffset(blockSize: number): number {
-  return Math.floor(Math.random() * (FILE_SIZE / blockSize)) * blockSize;
+interface Rates {
+  iops: number | string;
+  mibPerSecond: number | string;
 }
 
-/** Host: `depth` reads in flight on libuv's pool, like the device's. Returns bytes/s. */
-async function hostReads(path: string, blockSize: number, random: boolean): Promise<number> {
-  const fd = openSync(path, 'r');
-  const buffers = Array.from({ length: DEPTH }, () => new Uint8Array(blockSize));
-  let next = 0;
-  let bytes = 0;
-  const deadline = performance.now() + SECONDS * 1000;
-  const started = performance.now();
-  await Promise.all(
-    buffers.map(async (buffer) => {
-      while (performance.now() < deadline) {
-        const position = random ? randomOffset(blockSize) : next;
-        next = (next + blockSize) % FILE_SIZE;
-        const n = await new Promise<number>((resolve, reject) =>
-          read(fd, buffer, 0, blockSize, position, (e, n) => (e ? reject(e) : resolve(n))),
+function fio(path: string, random: boolean): number | string {
+  const block = random ? 4096 : MIB;
+  const result = run('fio', [
+    '--name=bench',
+    `--filename=${path}`,
+    '--readonly',
+    '--direct=1',
+    '--ioengine=io_uring',
+    `--rw=${random ? 'randread' : 'read'}`,
+    `--bs=${block}`,
+    `--iodepth=${random ? RANDOM_DEPTH : SEQUENTIAL_DEPTH}`,
+    `--io_size=${random ? RANDOM_IOS * block : SEQUENTIAL_BYTES}`,
+    `--size=${FILE_SIZE}`,
+    '--output-format=json',
+  ]);
+  if (result.status === null) return 'fio not installed (apt-get install fio)';
+  if (result.status !== 0) return `fio failed: ${result.stderr.trim().slice(0, 200)}`;
+  const read = JSON.parse(result.stdout).jobs[0].read as { iops: number; bw_bytes: number };
+  return random ? read.iops : read.bw_bytes / MIB;
+}
+
+function host(path: string): Rates {
+  return { iops: fio(path, true), mibPerSecond: fio(path, false) };
+}
+
+/** Rates from a guest run, after checking it read what it should have. */
+function guestRates(result: GuestRun, expectedSum: bigint): Rates {
+  if (result.error || result.status !== 0) {
+    const why = describeFailure(result);
+    return { iops: why, mibPerSecond: why };
+  }
+  const found = phases(result);
+  const rate = (phase: Phase | undefined, per: (p: Phase) => number): number | string => {
+    if (!phase) return 'the guest did not report this phase';
+    if (phase.fields.get('errors') !== 0n) return `${phase.fields.get('errors')} requests failed`;
+    return per(phase);
+  };
+  const sequential = found.get('sequential-1m');
+  const sumOk = sequential?.fields.get('sum') === expectedSum;
+  return {
+    iops: rate(found.get('random-4k'), (p) => Number(p.fields.get('ios')) / p.seconds),
+    mibPerSecond: sumOk
+      ? rate(sequential, (p) => Number(p.fields.get('bytes')) / MIB / p.seconds)
+      : 'the data read does not match the image',
+  };
+}
+
+async function main(): Promise<void> {
+  const skip = kvmSkipReason();
+  if (skip) {
+    console.log(`virtio-blk: ${skip}`);
+    return;
+  }
+  if (RANDOM_DEPTH * 3 > 256 || SEQUENTIAL_DEPTH * 3 > 256 || SEQUENTIAL_DEPTH * MIB > BENCH_GUEST_RAM / 2)
+    throw new Error('depths: at most 85 random and 32 sequential requests in flight');
+  // On disk, not tmpfs: O_DIRECT needs a real file system, and the point is the disk path.
+  const work = mkdtempSync(join(process.env.VIREO_BENCH_DIR ?? '/var/tmp', 'vireo-bench-blk-'));
+  try {
+    const image = join(work, 'disk.img');
+    makeImage(image);
+    const expectedSum = expectedSequentialSum(image);
+    const guest = withParams(benchGuest('virtio-blk-bench'), [
+      BENCH_GUEST_RAM,
+      BENCH_BAR_BASE,
+      RANDOM_IOS,
+      RANDOM_DEPTH,
+      SEQUENTIAL_BYTES,
+      SEQUENTIAL_DEPTH,
+      0x9e3779b97f4a7c15n,
+    ]);
+    const qemuMissing = qemuUnavailable();
+    const qemuElf = qemuMissing ? undefined : qemuImage(guest, work, 'virtio-blk');
+    console.log(
+      `virtio-blk: ${FILE_SIZE / MIB} MiB image in ${work}; ${RANDOM_IOS} random 4 KiB reads at depth ${RANDOM_DEPTH}, ` +
+        `${SEQUENTIAL_BYTES / MIB} MiB sequential in 1 MiB reads at depth ${SEQUENTIAL_DEPTH}; ${REPEAT} run(s), medians`,
+    );
+
+    const samples = new Map<string, Rates[]>();
+    const add = (name: string, rates: Rates) => samples.set(name, [...(samples.get(name) ?? []), rates]);
+    const echo = values.echo;
+    // Interleaved, so a busy moment on a shared machine does not land on one contender only.
+    for (let i = 0; i < REPEAT; i++) {
+      add(HOST, host(image));
+      const vireo = await runInVireo(
+        guest,
+        { disks: [{ path: image, readOnly: true, direct: true }] },
+        { timeoutMs: TIMEOUT_MS, echo },
+      );
+      add(VIREO, guestRates(vireo, expectedSum));
+      if (qemuElf) {
+        const qemu = await runInQemu(
+          qemuElf,
+          [
+            '-drive',
+            `file=${image},if=none,id=disk,format=raw,readonly=on,cache=none,aio=io_uring`,
+            '-device',
+            'virtio-blk-pci,drive=disk,disable-legacy=on',
+          ],
+          { timeoutMs: TIMEOUT_MS, echo },
         );
-        bytes += n; // after the await: `bytes += await ...` would add to a stale total
+        add(QEMU_ROW, guestRates(qemu, expectedSum));
       }
-    }),
-  );
-  const rate = bytes / ((performance.now() - started) / 1000);
-  closeSync(fd);
-  return rate;
+    }
+
+    const rows = (pick: (r: Rates) => number | string): Measurement[] =>
+      [HOST, VIREO, QEMU_ROW].map((name) => {
+        const runs = samples.get(name);
+        if (!runs) return { name, value: qemuMissing ?? 'not run' };
+        const numbers = runs.map(pick).filter((v): v is number => typeof v === 'number');
+        return {
+          name,
+          value:
+            numbers.length === runs.length
+              ? median(numbers)
+              : String(runs.map(pick).find((v) => typeof v === 'string')),
+        };
+      });
+    const randomRows = rows((r) => r.iops);
+    const random = printFigure(
+      {
+        title: `Random 4 KiB reads, depth ${RANDOM_DEPTH}`,
+        unit: 'IOPS',
+        baseline: HOST,
+        better: 'higher',
+        digits: 0,
+      },
+      randomRows,
+    );
+    const sequential = printFigure(
+      {
+        title: `Sequential 1 MiB reads, depth ${SEQUENTIAL_DEPTH}`,
+        unit: 'MiB/s',
+        baseline: HOST,
+        better: 'higher',
+      },
+      rows((r) => r.mibPerSecond),
+    );
+    const vireoIops = randomRows.find((r) => r.name === VIREO)?.value;
+    const qemuIops = randomRows.find((r) => r.name === QEMU_ROW)?.value;
+    const sequentialRatio = sequential.get(VIREO);
+    const aboveQemu =
+      typeof vireoIops === 'number' && typeof qemuIops === 'number' ? vireoIops / qemuIops : undefined;
+    console.log(
+      `\ntargets: sequential >= 0.80x host (${sequentialRatio === undefined ? 'n/a' : `${sequentialRatio.toFixed(2)}x: ${sequentialRatio >= 0.8 ? 'met' : 'NOT met'}`}), ` +
+        `random IOPS above QEMU (${aboveQemu === undefined ? 'n/a' : `${aboveQemu.toFixed(2)}x QEMU: ${aboveQemu > 1 ? 'met' : 'NOT met'}`}); ` +
+        `random vs host ${random.get(VIREO)?.toFixed(2) ?? 'n/a'}x`,
+    );
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
 }
 
-/** The device: a polling driver keeps `depth` read requests in flight. Returns bytes/s. */
-async function deviceReads(path: string, blockSize: number, random: boolean): Promise<number> {
-  const ramSize = 2 * DEPTH * blockSize + 8 * MIB;
-  const memory = new GuestMemory([{ gpa: 0, bytes: new Uint8Array(new SharedArrayBuffer(ramSize)) }]);
-  const device = new VirtioBlock({ path, readOnly: true });
-  const queueSize = 256;
-  if (DEPTH * 3 > queueSize) throw new Error(`--depth ${DEPTH}: at most ${queueSize / 3}`);
-  const queue = new Queue(memory, { maxSize: queueSize });
-  const driver = new TestDriver(memory, layoutRings(0x1000, queueSize), 4 * MIB, ramSize);
-  const problem = driver.configure(queue, { eventIdx: true, indirect: true });
-  if (problem) throw new Error(problem);
-  const context: VirtioDeviceContext = {
-    memory,
-    queues: [queue],
-    features: 0n,
-    interruptQueue: () => {},
-    configChanged: () => {},
-    needsReset: (reason) => {
-      throw new Error(reason);
-    },
-    log: (message) => console.error(message),
-  };
-  device.activate(context);
-  // Each in-flight slot owns three descriptors (header, data, status) and fixed buffers, written
-  // once; a submit only rewrites the header's sector and publishes (TestDriver.addChain would
-  // zero the data buffer on every request, which a real driver does not do).
-  const slots = Array.from({ length: DEPTH }, (_, slot) => {
-    const header = driver.allocate(16);
-    const data = driver.allocate(blockSize);
-    const status = driver.allocate(1);
-    const first = slot * 3;
-    driver.writeDescriptor(first, { addr: header, len: 16, flags: VIRTQ_DESC_F_NEXT, next: first + 1 });
-    driver.writeDescriptor(first + 1, {
-      addr: data,
-      len: blockSize,
-      flags: VIRTQ_DESC_F_NEXT | VIRTQ_DESC_F_WRITE,
-      next: first + 2,
-    });
-    driver.writeDescriptor(first + 2, { addr: status, len: 1, flags: VIRTQ_DESC_F_WRITE, next: 0 });
-    memory.writeU32(header, BlockRequestType.in);
-    return { head: first, header };
-  });
-  const slotByHead = new Map(slots.map((s) => [s.head, s]));
-  let next = 0;
-  let outstanding = 0;
-  const submit = (slot: (typeof slots)[number]) => {
-    outstanding++;
-    const offset = random ? randomOffset(blockSize) : next;
-    next = (next + blockSize) % FILE_SIZE;
-    memory.writeU64(slot.header + 8, BigInt(offset / 512));
-    driver.publish(slot.head);
-  };
-  for (const slot of slots) submit(slot);
-  device.queueNotify(0);
-  let bytes = 0;
-  const started = performance.now();
-  const deadline = started + SECONDS * 1000;
-  await new Promise<void>((resolve) => {
-    const poll = () => {
-      let completed = 0;
-      for (let used = driver.takeUsed(); used; used = driver.takeUsed()) {
-        bytes += used.len - 1;
-        completed++;
-        outstanding--;
-        if (performance.now() < deadline) submit(slotByHead.get(used.id)!);
-      }
-      if (completed > 0) device.queueNotify(0);
-      if (outstanding === 0) {
-        resolve();
-        return;
-      }
-      setImmediate(poll);
-    };
-    poll();
-  });
-  const rate = bytes / ((performance.now() - started) / 1000);
-  await device.quiesce();
-  device.close();
-  return rate;
-}
-
-function ddRate(path: string): number | string {
-  const result = spawnSync('dd', [`if=${path}`, 'of=/dev/null', 'bs=1M'], { encoding: 'utf8' });
-  if (result.status !== 0) return `dd failed: ${result.stderr.trim()}`;
-  const match = /(\d+) bytes .* copied, ([\d.]+) s/.exec(result.stderr);
-  return match ? Number(match[1]) / Number(match[2]) : 'dd output not understood';
-}
-
-const work = mkdtempSync(join(tmpdir(), 'vireo-bench-blk-'));
-try {
-  const image = join(work, 'disk.img');
-  makeImage(image);
-  warmCache(image);
-  console.log(
-    `virtio-blk device path: ${FILE_SIZE / MIB} MiB image (page cache), queue depth ${DEPTH}, ${SECONDS} s each`,
-  );
-
-  const sequential = [
-    { name: 'host dd bs=1M', value: ddRate(image) },
-    { name: 'host libuv pool 1 MiB', value: await hostReads(image, MIB, false) },
-    { name: 'Vireo virtio-blk 1 MiB', value: await deviceReads(image, MIB, false) },
-  ].map((row) => ({ ...row, value: typeof row.value === 'number' ? row.value / MIB : row.value }));
-  printFigure(
-    { title: 'Sequential 1 MiB reads', unit: 'MiB/s', baseline: 'host dd bs=1M', better: 'higher' },
-    sequential,
-  );
-
-  const random = [
-    { name: 'host libuv pool 4 KiB', value: (await hostReads(image, 4096, true)) / 4096 },
-    { name: 'Vireo virtio-blk 4 KiB', value: (await deviceReads(image, 4096, true)) / 4096 },
-  ];
-  printFigure(
-    {
-      title: 'Random 4 KiB reads',
-      unit: 'IOPS',
-      baseline: 'host libuv pool 4 KiB',
-      better: 'higher',
-      digits: 0,
-    },
-    random,
-  );
-} finally {
-  rmSync(work, { recursive: true, force: true });
-}
+await main();

@@ -16,6 +16,8 @@ export type CpuProfileName = z.infer<typeof CpuProfileName>;
 export const DiskConfig = z.object({
   path: z.string().min(1, 'a disk image path is required'),
   readOnly: z.boolean().default(false),
+  /** O_DIRECT (QEMU's cache=none): bypass the host's page cache. */
+  direct: z.boolean().optional(),
 });
 export type DiskConfig = z.infer<typeof DiskConfig>;
 

@@ -158,7 +158,15 @@ export function createPlatform(
   };
   (devices.disks ?? []).forEach((disk, index) => {
     const name = `vd${String.fromCharCode(0x61 + index)}`;
-    addVirtio(new VirtioBlock({ path: disk.path, readOnly: disk.readOnly, name, serial: `vireo-${name}` }));
+    addVirtio(
+      new VirtioBlock({
+        path: disk.path,
+        readOnly: disk.readOnly,
+        direct: disk.direct,
+        name,
+        serial: `vireo-${name}`,
+      }),
+    );
   });
   const virtioConsole =
     devices.console === 'virtio'

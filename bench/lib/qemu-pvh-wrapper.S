@@ -1,7 +1,8 @@
-# Wraps a flat Vireo test guest so QEMU can boot it: an ELF32 with a PVH note (and a multiboot
-# header) whose 32-bit entry builds the same long-mode state core/src/x86/long-mode.ts gives the
-# guest (flat GDT at 0x500, identity page tables at 0x9000, CS 0x10) and jumps to the guest at
-# 0x100000. Assemble with: as --32 --defsym ... ; the guest bytes come in with .incbin (GUEST).
+# Wraps a flat Vireo test guest (tests/guests, bench/guests) so QEMU can boot it: an ELF32 with
+# a PVH note (and a multiboot header) whose 32-bit entry builds the same long-mode state
+# core/src/x86/long-mode.ts gives the guest (flat GDT at 0x500, identity page tables at 0x9000,
+# CS 0x10) and jumps to the guest at 0x100000. bench/lib/guest-image.ts assembles it with the
+# guest's bytes (the .incbin below names them).
   .set BOOT_GDT, 0x500
   .set BOOT_PML4, 0x9000
   .set BOOT_PDPT, 0xa000
