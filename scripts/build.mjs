@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// One build: TypeScript (core, bench, tests), the Node-API addon, the renderer bundle.
+// One build: TypeScript (core, bench, tests), the `vireo` command's bundle, the Node-API addon,
+// the renderer bundle.
 import { spawnSync } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -9,6 +10,7 @@ const bin = (name) => join(root, 'node_modules', '.bin', name);
 
 const steps = [
   ['TypeScript', bin('tsc'), ['-p', 'tsconfig.json']],
+  ['CLI bundle', process.execPath, [join(root, 'scripts', 'bundle-cli.mjs')]],
   ['renderer types', bin('tsc'), ['-p', 'renderer/tsconfig.json']],
   ['native addon', bin('node-gyp'), ['rebuild', '-C', 'native', '--silent']],
   ['renderer', bin('vite'), ['build', '--config', 'renderer/vite.config.ts', '--logLevel', 'warn']],

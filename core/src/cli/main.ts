@@ -1,30 +1,38 @@
 // The `vireo` command.
 
 import { Command, CommanderError } from 'commander';
-import { registerConsoleCommand } from './commands/console.js';
-import { registerDaemonCommand } from './commands/daemon.js';
 import { registerRunCommand } from './commands/run.js';
-import { registerUiCommand } from './commands/ui.js';
-import { registerVmCommands } from './commands/vm.js';
 import { CliError, ExitCode } from './errors.js';
 
-export function buildProgram(): Command {
+/**
+ * The command line. `vireo run` is a VM's start-up path (bench/startup.ts), so only it is
+ * loaded when it is the command; the other commands pull in the API schema (zod) and the
+ * daemon, which would cost more than QEMU needs to start a VM.
+ */
+export async function buildProgram(argv: readonly string[]): Promise<Command> {
   const program = new Command('vireo')
     .description('Vireo: virtual machines on KVM with a hypervisor core of their own')
     .version('0.1.0')
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
   registerRunCommand(program);
-  registerVmCommands(program);
-  registerConsoleCommand(program);
-  registerDaemonCommand(program);
-  registerUiCommand(program);
+  if (argv[0] === 'run') return program;
+  const [vm, console, daemon, ui] = await Promise.all([
+    import('./commands/vm.js'),
+    import('./commands/console.js'),
+    import('./commands/daemon.js'),
+    import('./commands/ui.js'),
+  ]);
+  vm.registerVmCommands(program);
+  console.registerConsoleCommand(program);
+  daemon.registerDaemonCommand(program);
+  ui.registerUiCommand(program);
   return program;
 }
 
 export async function main(argv: string[]): Promise<number> {
-  const program = buildProgram();
   try {
+    const program = await buildProgram(argv);
     await program.parseAsync(argv, { from: 'user' });
     return process.exitCode === undefined ? ExitCode.ok : Number(process.exitCode);
   } catch (error) {

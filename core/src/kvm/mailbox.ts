@@ -39,7 +39,12 @@ export function createControl(): Int32Array {
   return new Int32Array(new SharedArrayBuffer(CTL_WORDS * 4));
 }
 
-/** What a vCPU worker is started with (its workerData). */
+/** What a vCPU worker is started with (its workerData), before it has a vCPU. */
+export interface VcpuWorkerBoot {
+  addonPath?: string;
+}
+
+/** A vCPU worker's assignment: its first message (a worker may be started ahead of its vCPU). */
 export interface VcpuWorkerData {
   vcpuIndex: number;
   vcpuFd: number;
@@ -48,7 +53,6 @@ export interface VcpuWorkerData {
   /** Module (URL or path) exporting createWorkerDevices for the fast path, if any. */
   devicesModule?: string;
   devicesOptions?: unknown;
-  addonPath?: string;
   /** The vCPU's posted-write ring and what may be posted (absent: nothing is). */
   postedRing?: SharedArrayBuffer;
   posted?: PostedWriteConfig;

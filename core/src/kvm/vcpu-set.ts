@@ -8,7 +8,7 @@
 //   while the vCPU waits. The main thread never blocks: it waits with Atomics.waitAsync.
 // Other exits (shutdown, system events, entry failures, internal errors) also come here and go
 // through `onSpecialExit`, then the default policy.
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import { ExitReason, exitReasonName, SystemEvent } from './constants.js';
 import {
   decodeFailEntry,
@@ -23,8 +23,9 @@ import {
 import { dispatchIo, dispatchMmio, type ExitBus } from './exit-bus.js';
 import type { Vcpu } from './kvm.js';
 import { Answer, Command, Ctl, createControl, type VcpuWorkerData, waitAsync } from './mailbox.js';
-import { native, nativeAddonPath } from './native.js';
+import { native } from './native.js';
 import { type PostedWriteConfig, PostedWriteRing, SPACE_PIO } from './posted-writes.js';
+import { takeVcpuWorker } from './vcpu-threads.js';
 
 export type StopReason = 'stopped' | 'shutdown' | 'reset' | 'error';
 
@@ -123,7 +124,7 @@ export class VcpuSet {
     }));
   }
 
-  /** Starts one worker per vCPU; they run the guest at once. */
+  /** Gives each vCPU a worker thread (vcpu-threads.ts); they run the guest at once. */
   start(): void {
     if (this.started) throw new Error('VcpuSet already started');
     this.started = true;
@@ -136,14 +137,11 @@ export class VcpuSet {
         control: runner.ctl.buffer as SharedArrayBuffer,
         devicesModule: moduleSpec === undefined ? undefined : String(moduleSpec),
         devicesOptions: this.options.workerDevices?.options,
-        addonPath: nativeAddonPath(),
         postedRing: this.options.postedWrites ? runner.ring.buffer : undefined,
         posted: this.options.postedWrites,
       };
-      const worker = new Worker(new URL('./vcpu-worker.js', import.meta.url), {
-        workerData,
-        name: `vcpu-${runner.index}`,
-      });
+      const worker = takeVcpuWorker(runner.index);
+      worker.postMessage(workerData);
       runner.worker = worker;
       worker.on('message', (message: { type: string; message: string; code?: string }) => {
         if (message.type === 'error') {

@@ -8,8 +8,7 @@ import type { CpuidEntry } from '../kvm/structs.js';
 import { VcpuSet, type VmStop } from '../kvm/vcpu-set.js';
 import { GuestMemory } from '../memory/guest-memory.js';
 import type { NetBackend } from '../net/backend.js';
-import { defaultMac, macBytes } from '../net/config.js';
-import { NetBackendError, openNetBackend } from '../net/open.js';
+import { defaultMac, macBytes } from '../net/mac.js';
 import { detectKernelFormat, type LinuxBoot, prepareLinuxBoot } from '../x86/boot.js';
 import { bootRegs, bootSregs } from '../x86/boot-vcpu.js';
 import { KernelImageError, parseBzImage } from '../x86/bzimage.js';
@@ -130,11 +129,16 @@ export class Machine {
     checkKernel(config.kernel, kernel);
 
     let backend: NetBackend | undefined;
-    try {
-      backend = await openNetBackend(config.network, io.log);
-    } catch (error) {
-      if (error instanceof NetBackendError) throw new MachineInputError(`network: ${error.message}`);
-      throw error;
+    if (config.network.mode !== 'none') {
+      // Loaded only for a network: the backends bring in child_process and sockets, which a VM
+      // without one need not load on its start-up path (bench/startup.ts).
+      const { openNetBackend, NetBackendError } = await import('../net/open.js');
+      try {
+        backend = await openNetBackend(config.network, io.log);
+      } catch (error) {
+        if (error instanceof NetBackendError) throw new MachineInputError(`network: ${error.message}`);
+        throw error;
+      }
     }
     let kvm: Kvm;
     try {

@@ -6,7 +6,7 @@ import { accessSync, constants } from 'node:fs';
 import { ApiError, ErrorCode, type VmSpec } from '../api/schema.js';
 import { type GuestMaterial, loadGuestMaterial } from '../guest-material/index.js';
 import { describeIssues, MachineConfig } from '../machine/config.js';
-import { defaultMac } from '../net/config.js';
+import { defaultMac } from '../net/mac.js';
 
 /** The command line the built-in default guest boots with (as `vireo run` does). */
 export const DEFAULT_GUEST_CMDLINE = 'console=ttyS0 panic=-1';

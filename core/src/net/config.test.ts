@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { defaultMac, formatPortForward, Network, parseNetworkMode, parsePortForward } from './config.js';
+import { formatPortForward, Network, parseNetworkMode, parsePortForward } from './config.js';
+import { defaultMac } from './mac.js';
 
 test('--forward: protocol, address and ports, loopback by default', () => {
   assert.deepEqual(parsePortForward('tcp:8080:80'), {

@@ -4,11 +4,9 @@ import { accessSync, constants, statSync } from 'node:fs';
 import { totalmem } from 'node:os';
 import type { Command } from 'commander';
 import { formatSize, parseSize } from '../../api/size.js';
-import { loadGuestMaterial } from '../../guest-material/index.js';
 import { describeIssues, MachineConfig } from '../../machine/config.js';
 import { Machine, type MachineExit, MachineInputError } from '../../machine/machine.js';
-import { type Network, parseNetworkMode, parsePortForward } from '../../net/config.js';
-import { findPasst } from '../../net/passt.js';
+import type { Network } from '../../net/config.js';
 import { attachTerminal } from '../console/terminal.js';
 import { CliError, ExitCode, usageError } from '../errors.js';
 
@@ -70,7 +68,7 @@ export function registerRunCommand(program: Command): void {
         'Exit status: 0 when the guest powers off, 1 when the VM fails, 2 for bad arguments.',
     )
     .action(async (flags: RunFlags) => {
-      const config = resolveConfig(flags);
+      const config = await resolveConfig(flags);
       process.exitCode = await runInForeground(config);
     });
 }
@@ -112,9 +110,11 @@ function parseCpus(text: string): number {
   return Number(text);
 }
 
-export function resolveConfig(flags: RunFlags): MachineConfig {
+export async function resolveConfig(flags: RunFlags): Promise<MachineConfig> {
   let { kernel, initrd, append } = flags;
   if (kernel === undefined) {
+    // Loaded only here: the manifest reader uses zod, which --kernel runs need not load.
+    const { loadGuestMaterial } = await import('../../guest-material/index.js');
     const material = loadGuestMaterial();
     if (!material) throw new CliError('the built-in default guest is not built yet: run scripts/setup first');
     kernel = material.defaultGuest.kernel;
@@ -142,7 +142,7 @@ export function resolveConfig(flags: RunFlags): MachineConfig {
   }
 
   const parsed = MachineConfig.safeParse({
-    network: resolveNetwork(flags),
+    network: await resolveNetwork(flags),
     kernel,
     initrd,
     cmdline: append ?? '',
@@ -157,14 +157,21 @@ export function resolveConfig(flags: RunFlags): MachineConfig {
 }
 
 /** --net and --forward: user networking by default where passt is installed. */
-function resolveNetwork(flags: RunFlags): Network {
+async function resolveNetwork(flags: RunFlags): Promise<Network> {
+  const forwardFlags = flags.forward ?? [];
+  // Nothing to parse: the parsers' schemas (zod) and passt's module stay unloaded at start-up.
+  if (flags.net === 'none' && forwardFlags.length === 0) return { mode: 'none' };
+  const [{ parseNetworkMode, parsePortForward }, { findPasst }] = await Promise.all([
+    import('../../net/config.js'),
+    import('../../net/passt.js'),
+  ]);
   let mode: ReturnType<typeof parseNetworkMode>;
   try {
     mode = parseNetworkMode(flags.net ?? (findPasst() ? 'user' : 'none'));
   } catch (error) {
     throw usageError(`--net ${(error as Error).message}`);
   }
-  const forwards = (flags.forward ?? []).map((text) => {
+  const forwards = forwardFlags.map((text) => {
     try {
       return parsePortForward(text);
     } catch (error) {

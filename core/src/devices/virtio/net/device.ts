@@ -8,7 +8,7 @@
 // while the link is down, or that the guest's receive filter rejects, are dropped (and counted).
 
 import type { GuestOffloads, NetBackend } from '../../../net/backend.js';
-import { formatMac } from '../../../net/config.js';
+import { formatMac } from '../../../net/mac.js';
 import { ChainError, Reader, Writer } from '../descriptor-utils.js';
 import {
   featureBit,

@@ -1,7 +1,7 @@
 // Which received frames the guest wants (virtio 1.x §5.1.6.5: the control queue's RX and MAC
 // classes), and the control commands that set it. A device without CTRL_RX delivers everything.
 
-import { formatMac } from '../../../net/config.js';
+import { formatMac } from '../../../net/mac.js';
 import type { Reader } from '../descriptor-utils.js';
 
 export const VIRTIO_NET_CTRL_RX = 0;
