@@ -7,14 +7,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { type Command, Option } from 'commander';
-import type {
-  BootSource,
-  Disk,
-  MethodParams,
-  NewDisk,
-  VmChanges,
-  VmInfo,
-} from '../../api/schema.js';
+import type { BootSource, Disk, MethodParams, NewDisk, VmChanges, VmInfo } from '../../api/schema.js';
 import { formatSize, parseSize } from '../../api/size.js';
 import { usageError } from '../errors.js';
 import { createProgressDisplay, progressStyle } from '../progress.js';
