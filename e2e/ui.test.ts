@@ -14,7 +14,7 @@ import type { ApiClient } from '../core/src/api/client.js';
 import { kvmSkipReason } from '../tests/support/tags.js';
 import { artifactPath, browserSkipReason } from './support/browser.js';
 import { buildEchoGuest, ECHO_BANNER } from './support/guests.js';
-import { consoleText, vmRow, waitForConsole } from './support/page.js';
+import { consoleText, savedConsoleText, vmRow, waitForConsole } from './support/page.js';
 import { openUiSession, type UiSession } from './support/ui-session.js';
 
 const MIB = 1024 * 1024;
@@ -147,6 +147,7 @@ describe('the window in Chromium, browser mode', { skip: browserSkipReason() || 
     // The guest echoes each byte: the text comes back through the guest, not a local echo.
     await waitForConsole(page, /typed in chromium\s*$/m, 30_000);
     await screenshot(page, 'vm-console');
+    assert.equal(await savedConsoleText(page), `${ECHO_BANNER}\ntyped in chromium\n`, 'Save text has it all');
 
     const columns = () =>
       page.evaluate(() => document.querySelector('.xterm-rows > div')?.textContent?.length ?? 0);

@@ -1,5 +1,6 @@
 // Reading the window the way a person sees it.
 
+import { readFileSync } from 'node:fs';
 import type { Locator, Page } from 'playwright-core';
 
 export function vmRow(page: Page, id: string): Locator {
@@ -34,4 +35,14 @@ export async function waitForConsole(
     }
     await page.waitForTimeout(250);
   }
+}
+
+/** The whole terminal (scrollback included) through the console's "Save text" button. */
+export async function savedConsoleText(page: Page): Promise<string> {
+  const [download] = await Promise.all([
+    page.waitForEvent('download'),
+    page.getByRole('button', { name: 'Save text' }).click(),
+  ]);
+  const path = await download.path();
+  return readFileSync(path, 'utf8');
 }

@@ -22,9 +22,35 @@ const DARK: ITheme = {
   selectionBackground: '#3a4b63',
 };
 
+/** Everything the terminal holds (scrollback and screen) as text, one line per row. */
+function terminalText(terminal: Terminal): string {
+  const buffer = terminal.buffer.active;
+  const lines: string[] = [];
+  for (let y = 0; y < buffer.length; y++) {
+    const line = buffer.getLine(y);
+    if (!line) continue;
+    // Trailing blanks are kept only where the row continues on the next one.
+    const text = line.translateToString(!buffer.getLine(y + 1)?.isWrapped);
+    // A row that continues the one above (a long line wrapped) joins it again.
+    if (line.isWrapped && lines.length > 0) lines[lines.length - 1] += text;
+    else lines.push(text);
+  }
+  return `${lines.join('\n').trimEnd()}\n`;
+}
+
+function saveText(name: string, text: string): void {
+  const url = URL.createObjectURL(new Blob([text], { type: 'text/plain;charset=utf-8' }));
+  const link = document.createElement('a');
+  link.href = url;
+  link.download = name;
+  link.click();
+  setTimeout(() => URL.revokeObjectURL(url), 0);
+}
+
 export function ConsoleView({ vm }: { vm: string }) {
   const { client } = useServices();
   const box = useRef<HTMLElement>(null);
+  const terminalRef = useRef<Terminal>(undefined);
 
   useEffect(() => {
     const element = box.current;
@@ -40,6 +66,7 @@ export function ConsoleView({ vm }: { vm: string }) {
     const fit = new FitAddon();
     terminal.loadAddon(fit);
     terminal.open(element);
+    terminalRef.current = terminal;
     fit.fit();
     const onScheme = () => {
       terminal.options.theme = dark.matches ? DARK : LIGHT;
@@ -80,8 +107,23 @@ export function ConsoleView({ vm }: { vm: string }) {
       dark.removeEventListener('change', onScheme);
       client.call('console.detach', { vm }).catch(() => {});
       terminal.dispose();
+      terminalRef.current = undefined;
     };
   }, [client, vm]);
 
-  return <section className="console" ref={box} data-testid="console" aria-label="Serial console" />;
+  return (
+    <>
+      <div className="console-toolbar">
+        <button
+          type="button"
+          onClick={() =>
+            terminalRef.current && saveText(`${vm}-console.txt`, terminalText(terminalRef.current))
+          }
+        >
+          Save text
+        </button>
+      </div>
+      <section className="console" ref={box} aria-label="Serial console" />
+    </>
+  );
 }
