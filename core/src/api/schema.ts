@@ -297,6 +297,8 @@ export const VmEvent = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('console-closed'), vm: VmId }),
   /** The VM rebooted in place (its guest reset it, or vm.reset); it is still running. */
   z.object({ kind: z.literal('reset'), vm: VmId, message: z.string() }),
+  /** The VM's network link went up or down (passt died or came back, the tap vanished or returned). */
+  z.object({ kind: z.literal('network'), vm: VmId, up: z.boolean(), message: z.string() }),
   /** A long operation on a VM moves on: `done` of `total` (bytes for disk copies). */
   z.object({
     kind: z.literal('progress'),

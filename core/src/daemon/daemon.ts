@@ -93,6 +93,7 @@ export async function startDaemon(options: DaemonOptions = {}): Promise<Daemon> 
     };
     supervisor.on('state', (id, status) => broadcast({ kind: 'state', vm: id, status }));
     supervisor.on('reset', (id, message) => broadcast({ kind: 'reset', vm: id, message }));
+    supervisor.on('network', (id, up, message) => broadcast({ kind: 'network', vm: id, up, message }));
     supervisor.on('console', (id, bytes) => {
       const subscribers = consoleSubscribers.get(id);
       if (!subscribers || subscribers.size === 0) return;

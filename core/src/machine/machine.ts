@@ -35,6 +35,8 @@ export interface MachineIo {
   log(line: string): void;
   /** The machine rebooted in place (a guest reset with onGuestReset 'reboot', or reset()). */
   onReboot?(message: string): void;
+  /** The network link went up or down (default: a log line). */
+  onNetworkLink?(up: boolean, message: string): void;
 }
 
 /** KVM_INTERNAL_ERROR_EMULATION: the instruction emulator could not run a guest instruction. */

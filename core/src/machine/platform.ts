@@ -43,6 +43,8 @@ import type { ConsoleKind, DiskConfig } from './config.js';
 export interface PlatformIo {
   onConsoleOutput(bytes: Uint8Array): void;
   log?(line: string): void;
+  /** The network link went up or down (default: a log line). */
+  onNetworkLink?(up: boolean, message: string): void;
 }
 
 /** The virtio devices on PCI bus 0 (virtio-rng is always there). */
@@ -180,8 +182,11 @@ export function createPlatform(
         mac,
         backend,
         log,
-        onLinkChange: (up, reason) =>
-          log(`network (${backend.description}): link ${up ? 'up' : 'down'}: ${reason}`),
+        onLinkChange: (up, reason) => {
+          const message = `${backend.description}: ${reason}`;
+          if (io.onNetworkLink) io.onNetworkLink(up, message);
+          else log(`network link ${up ? 'up' : 'down'}: ${message}`);
+        },
       }),
     );
   }

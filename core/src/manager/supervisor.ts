@@ -53,6 +53,8 @@ export interface SupervisorEvents {
   console: [id: string, bytes: Buffer];
   /** The VM rebooted in place (its guest reset it, or reset()); it stays running. */
   reset: [id: string, message: string];
+  /** The VM's network link went up or down; it stays running. */
+  network: [id: string, up: boolean, message: string];
 }
 
 interface Pending {
@@ -524,6 +526,10 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
         return;
       case 'reset':
         this.emit('reset', id, message.message);
+        return;
+      case 'network':
+        this.log(`${id}: network link ${message.up ? 'up' : 'down'}: ${message.message}`);
+        this.emit('network', id, message.up, message.message);
         return;
       case 'reply':
         link.settle(message.seq, message.error);

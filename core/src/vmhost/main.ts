@@ -189,6 +189,7 @@ class VmHost {
           this.flushConsole();
           this.send({ type: 'reset', message, at: new Date().toISOString() });
         },
+        onNetworkLink: (up, message) => this.send({ type: 'network', up, message }),
       });
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);

@@ -18,6 +18,8 @@ export type HostMessage =
   | { type: 'log'; line: string }
   /** The machine rebooted in place (the guest reset it, or a 'reset' command). */
   | { type: 'reset'; message: string; at: string }
+  /** The network link went up or down. */
+  | { type: 'network'; up: boolean; message: string }
   | { type: 'reply'; seq: number; error?: { code: number; message: string } }
   | { type: 'exit'; exit: HostExit; at: string };
 

@@ -127,6 +127,9 @@ export function createVmStore(client: VireoClient, now: () => Date = () => new D
         case 'reset':
           note(event.vm, `rebooted: ${event.message}`);
           return;
+        case 'network':
+          note(event.vm, `network ${event.up ? 'up' : 'down'}: ${event.message}`);
+          return;
         default:
           return;
       }
