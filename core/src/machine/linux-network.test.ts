@@ -79,7 +79,7 @@ describe('networking in a Linux guest', { skip: slowBootSkipReason() || material
         `tcp:${forwardPort}:8080`,
       ]);
       try {
-        const leased = /IP-Config: Complete:[^]*?ipaddr=([\d.]+),.*gw=([\d.]+)/;
+        const leased = /IP-Config: Complete:[\s\S]*?ipaddr=([\d.]+),.*gw=([\d.]+)/;
         const [, address, gateway] = leased.exec(await vm.waitFor(leased, 20 * MINUTE))!;
         const hostAddresses = Object.values(networkInterfaces())
           .flat()
@@ -97,7 +97,7 @@ describe('networking in a Linux guest', { skip: slowBootSkipReason() || material
           const mark = vm.output().length;
           vm.type(`nslookup ${dns.name}; echo looked-up-$?\n`);
           await vm.waitFor(/looked-up-\d/, 2 * MINUTE);
-          const answer = /([^]*)looked-up-(\d+)/.exec(vm.output().slice(mark))!;
+          const answer = /([\s\S]*)looked-up-(\d+)/.exec(vm.output().slice(mark))!;
           assert.equal(answer[2], '0', answer[1]);
           assert.ok(
             dns.addresses.some((a) => answer[1]!.includes(a)),
