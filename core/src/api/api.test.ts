@@ -285,6 +285,13 @@ describe('API over the daemon socket', { timeout: 120_000 }, () => {
     await until('banner', () => `${history}${text()}`.includes('fake guest: 1 CPU(s)'));
     await client.call('console.write', { vm: 'life', data: Buffer.from('hello vireo\r').toString('base64') });
     await until('the echo', () => text().includes('hello vireo'));
+    // A BREAK comes before the data of the same write.
+    await client.call('console.write', {
+      vm: 'life',
+      data: Buffer.from('h').toString('base64'),
+      break: true,
+    });
+    await until('the BREAK, then the key', () => text().includes('[break]h'));
 
     assert.equal((await client.call('vm.pause', { vm: 'life' })).status.state, 'paused');
     assert.equal((await rpcError(client.call('vm.pause', { vm: 'life' }))).code, ErrorCode.invalidState);
@@ -329,6 +336,17 @@ describe('API over the daemon socket', { timeout: 120_000 }, () => {
       ['reset by the VMM', 'guest reset the machine'],
     );
     assert.equal((await client.call('vm.get', { vm: 'reboots' })).status.state, 'running');
+    await client.call('vm.stop', { vm: 'reboots', force: true });
+    // No BREAK on a virtio console: it has no serial line.
+    await client.call('vm.update', {
+      vm: 'reboots',
+      changes: { console: { kind: 'virtio', historyBytes: 4096 } },
+    });
+    await client.call('vm.start', { vm: 'reboots' });
+    assert.equal(
+      (await rpcError(client.call('console.write', { vm: 'reboots', data: '', break: true }))).code,
+      ErrorCode.notSupported,
+    );
     await client.call('vm.stop', { vm: 'reboots', force: true });
     assert.equal((await rpcError(client.call('vm.reset', { vm: 'reboots' }))).code, ErrorCode.invalidState);
     await client.call('vm.delete', { vm: 'reboots' });

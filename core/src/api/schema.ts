@@ -47,7 +47,13 @@ export const Cpus = z.number().int().min(1, 'at least 1 CPU').max(MAX_CPUS, `at 
 
 /** 'default' is Vireo's built-in guest (small kernel + busybox initramfs from the guest material). */
 export const BootSource = z.discriminatedUnion('kind', [
-  z.object({ kind: z.literal('default') }).strict(),
+  z
+    .object({
+      kind: z.literal('default'),
+      /** Added to the built-in guest's own command line (e.g. `loglevel=7`, `root=/dev/vda`). */
+      append: z.string().max(2048, 'the appended command line is longer than 2048 bytes').optional(),
+    })
+    .strict(),
   z
     .object({
       kind: z.literal('kernel'),
@@ -268,7 +274,14 @@ export const Methods = {
   },
   'console.detach': { params: VmRef, result: z.object({}) },
   'console.write': {
-    params: VmRef.extend({ data: Base64.max(1024 * 1024) }).strict(),
+    params: VmRef.extend({
+      data: Base64.max(1024 * 1024),
+      /**
+       * A BREAK on the serial line before `data` (the line held at 0 for a while: what Linux's
+       * magic SysRq waits for, then the key in `data` or in the next write). Serial consoles only.
+       */
+      break: z.boolean().default(false),
+    }).strict(),
     result: z.object({}),
   },
   'events.subscribe': { params: z.object({}).strict(), result: z.object({}) },

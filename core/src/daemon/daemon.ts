@@ -207,8 +207,8 @@ export async function startDaemon(options: DaemonOptions = {}): Promise<Daemon> 
         consoleSubscribers.get(library.resolve(vm))?.delete(connection);
         return {};
       },
-      'console.write': async ({ vm, data }) => {
-        await supervisor.consoleWrite(library.resolve(vm), Buffer.from(data, 'base64'));
+      'console.write': async ({ vm, data, break: sendBreak }) => {
+        await supervisor.consoleWrite(library.resolve(vm), Buffer.from(data, 'base64'), sendBreak);
         return {};
       },
       'events.subscribe': (_params, connection) => {

@@ -275,6 +275,11 @@ export class Machine {
     this.board.platform.sendConsoleInput(bytes);
   }
 
+  /** A BREAK on the serial console (before input sent after it); false with a virtio console. */
+  sendConsoleBreak(): boolean {
+    return this.board.platform.sendConsoleBreak();
+  }
+
   pressPowerButton(): void {
     this.board.platform.pressPowerButton();
   }

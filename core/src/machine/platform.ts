@@ -67,6 +67,8 @@ export interface Platform {
   pci: PciRoot;
   virtio: readonly VirtioPciTransport[];
   sendConsoleInput(bytes: Uint8Array): void;
+  /** A BREAK on the console's serial line, in order with the input; false on a virtio console. */
+  sendConsoleBreak(): boolean;
   pressPowerButton(): void;
   /** The vCPUs are about to park: console input waits until resume(). */
   pause(): void;
@@ -79,6 +81,10 @@ export interface Platform {
   /** Flushes console output; the VM is ending. */
   close(): void;
 }
+
+/** Console input from the host: bytes, or a BREAK condition on the serial line. */
+const BREAK = 'break';
+type ConsoleInput = Uint8Array | typeof BREAK;
 
 /** A GSI of KVM's in-kernel irqchip as a level-triggered line. */
 function kvmIrqLine(vm: Vm, gsi: number): IrqLine {
@@ -102,11 +108,17 @@ export function createPlatform(
   const pio = new Bus();
   const mmio = new Bus();
 
-  // Host input waits here while the UART's buffer is full, and moves on as the guest reads.
-  const pendingInput: Uint8Array[] = [];
+  // Host input waits here while the UART's buffer is full, and moves on as the guest reads. A
+  // BREAK keeps its place among the bytes (SysRq: the key after it must come after it).
+  const pendingInput: ConsoleInput[] = [];
   const pumpInput = () => {
     while (pendingInput.length > 0) {
       const head = pendingInput[0]!;
+      if (head === BREAK) {
+        if (!uart.receiveBreak()) return;
+        pendingInput.shift();
+        continue;
+      }
       const taken = uart.receive(head);
       if (taken < head.length) {
         pendingInput[0] = head.subarray(taken);
@@ -199,14 +211,18 @@ export function createPlatform(
   pio.register(0x80, 1, { read: (_o, d) => d.fill(0xff), write: () => {} }, 'post-code');
 
   let paused = false;
-  const heldInput: Uint8Array[] = [];
-  const deliverInput = (bytes: Uint8Array) => {
+  const heldInput: ConsoleInput[] = [];
+  const deliverInput = (input: ConsoleInput) => {
     if (virtioConsole) {
-      virtioConsole.receive(bytes);
+      if (input !== BREAK) virtioConsole.receive(input);
     } else {
-      pendingInput.push(bytes);
+      pendingInput.push(input);
       pumpInput();
     }
+  };
+  const sendInput = (input: ConsoleInput) => {
+    if (paused) heldInput.push(input);
+    else deliverInput(input);
   };
 
   return {
@@ -214,9 +230,11 @@ export function createPlatform(
     mmio,
     pci,
     virtio,
-    sendConsoleInput: (bytes) => {
-      if (paused) heldInput.push(bytes);
-      else deliverInput(bytes);
+    sendConsoleInput: sendInput,
+    sendConsoleBreak: () => {
+      if (virtioConsole) return false;
+      sendInput(BREAK);
+      return true;
     },
     pressPowerButton: () => pm.pressPowerButton(),
     pause: () => {
@@ -229,7 +247,7 @@ export function createPlatform(
     },
     resume: () => {
       paused = false;
-      for (const bytes of heldInput.splice(0)) deliverInput(bytes);
+      for (const input of heldInput.splice(0)) deliverInput(input);
     },
     onPowerOff: (handler) => {
       powerOff = handler;

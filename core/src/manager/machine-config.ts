@@ -42,6 +42,7 @@ export function machineConfigFromSpec(
     kernel = found.defaultGuest.kernel;
     initrd = found.defaultGuest.initrd;
     cmdline = spec.console.kind === 'virtio' ? DEFAULT_GUEST_CMDLINE_VIRTIO_CONSOLE : DEFAULT_GUEST_CMDLINE;
+    if (spec.boot.append) cmdline += ` ${spec.boot.append}`;
   } else {
     ({ kernel, initrd, cmdline } = spec.boot);
   }

@@ -22,7 +22,13 @@ import {
   type VmStatus,
 } from '../api/schema.js';
 import type { MachineConfig } from '../machine/config.js';
-import { encodeLaunch, type HostCommand, type HostExit, type HostMessage } from '../vmhost/protocol.js';
+import {
+  encodeLaunch,
+  type HostCommand,
+  type HostExit,
+  type HostMessage,
+  type HostRequest,
+} from '../vmhost/protocol.js';
 import { writeFileAtomic } from './atomic-file.js';
 import { ByteRing } from './byte-ring.js';
 import type { VmLibrary } from './library.js';
@@ -80,7 +86,11 @@ class HostLink {
     });
   }
 
-  command(command: HostCommand, data?: string, timeoutMs = HOST_COMMAND_TIMEOUT_MS): Promise<void> {
+  command(
+    command: HostCommand,
+    extra: Pick<HostRequest, 'data' | 'break'> = {},
+    timeoutMs = HOST_COMMAND_TIMEOUT_MS,
+  ): Promise<void> {
     const socket = this.socket;
     if (!socket || socket.destroyed) {
       return Promise.reject(new ApiError(ErrorCode.invalidState, 'the VM host is not connected'));
@@ -92,7 +102,7 @@ class HostLink {
         reject(new ApiError(ErrorCode.internalError, `the VM host did not answer '${command}' in time`));
       }, timeoutMs);
       this.pending.set(seq, { resolve, reject, timer });
-      socket.write(encodeMessage({ type: 'command', seq, command, data }));
+      socket.write(encodeMessage({ type: 'command', seq, command, ...extra } satisfies HostRequest));
     });
   }
 
@@ -271,9 +281,10 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     return this.status(id);
   }
 
-  async consoleWrite(id: string, bytes: Buffer): Promise<void> {
+  /** Console input for the guest; with `sendBreak`, a BREAK on the serial line comes first. */
+  async consoleWrite(id: string, bytes: Buffer, sendBreak = false): Promise<void> {
     const link = this.requireState(id, ['running', 'paused']);
-    await link.command('input', bytes.toString('base64'));
+    await link.command('input', { data: bytes.toString('base64'), ...(sendBreak ? { break: true } : {}) });
   }
 
   /** Finds VM hosts left by an earlier supervisor: reattaches to live ones, records the ended ones. */

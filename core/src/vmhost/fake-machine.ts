@@ -2,7 +2,8 @@
 // depend on KVM or on a guest booting (VIREO_FAKE_MACHINE=1 in the host's environment). Its
 // "guest" echoes console input back, prints a banner, powers off when the power button is
 // pressed (unless its command line says `fake.ignore-power-button`), powers off when it reads
-// the line "poweroff" and reboots (printing its banner again) on the line "reboot".
+// the line "poweroff", reboots (printing its banner again) on the line "reboot", and shows a
+// BREAK on its serial line as "[break]".
 
 import { readFileSync } from 'node:fs';
 import type { MachineConfig } from '../machine/config.js';
@@ -53,6 +54,12 @@ export class FakeMachine {
         this.output(char);
       }
     }
+  }
+
+  sendConsoleBreak(): boolean {
+    if (this.config.console === 'virtio') return false;
+    if (!this.paused) this.output('[break]');
+    return true;
   }
 
   pressPowerButton(): void {

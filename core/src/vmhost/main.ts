@@ -22,7 +22,7 @@ import {
 
 type HostedMachine = Pick<
   Machine,
-  'run' | 'sendConsoleInput' | 'pressPowerButton' | 'pause' | 'resume' | 'reset' | 'stop'
+  'run' | 'sendConsoleInput' | 'sendConsoleBreak' | 'pressPowerButton' | 'pause' | 'resume' | 'reset' | 'stop'
 >;
 
 interface MachineFactory {
@@ -133,9 +133,15 @@ class VmHost {
     switch (request.command) {
       case 'start':
         return this.start();
-      case 'input':
-        this.machine?.sendConsoleInput(Buffer.from(request.data ?? '', 'base64'));
+      case 'input': {
+        const machine = this.machine;
+        if (!machine) throw codedError(ErrorCode.invalidState, 'the VM is not running yet');
+        if (request.break && !machine.sendConsoleBreak()) {
+          throw codedError(ErrorCode.notSupported, 'a BREAK needs the serial console (this VM uses virtio)');
+        }
+        machine.sendConsoleInput(Buffer.from(request.data ?? '', 'base64'));
         return;
+      }
       case 'power-button':
         if (!this.machine) throw codedError(ErrorCode.invalidState, 'the VM is not running yet');
         this.machine.pressPowerButton();

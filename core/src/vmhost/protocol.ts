@@ -31,6 +31,8 @@ export interface HostRequest {
   command: HostCommand;
   /** base64 console input for 'input'. */
   data?: string;
+  /** 'input': a BREAK on the serial line before `data`. */
+  break?: boolean;
 }
 
 /** What the supervisor hands a new VM host process (base64 JSON in argv). */

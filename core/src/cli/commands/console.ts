@@ -1,5 +1,5 @@
 // `vireo console <vm>`: the serial console of a running VM on this terminal. Ctrl-A d detaches and
-// leaves the VM running; the command also ends when the VM stops.
+// leaves the VM running, Ctrl-A b sends a BREAK; the command also ends when the VM stops.
 
 import type { ReadStream } from 'node:tty';
 import type { Command } from 'commander';
@@ -51,20 +51,35 @@ export function registerConsoleCommand(program: Command): void {
           const restore = () => {
             if (raw) stdin.setRawMode(false);
           };
+          // Requests go out in the order typed and the daemon hands them to the VM in that order.
+          const write = (params: { data: Uint8Array; break?: boolean }) => {
+            client
+              .call('console.write', {
+                vm: id,
+                data: Buffer.from(params.data).toString('base64'),
+                ...(params.break ? { break: true } : {}),
+              })
+              .catch((error: Error) => finish(VmExitCode.failure, `console input failed: ${error.message}`));
+          };
           const onData = (chunk: Buffer) => {
-            const { forward, commands } = parser.feed(chunk);
-            if (forward.length > 0) {
-              client
-                .call('console.write', { vm: id, data: Buffer.from(forward).toString('base64') })
-                .catch((error: Error) =>
-                  finish(VmExitCode.failure, `console input failed: ${error.message}`),
-                );
-            }
-            for (const command of commands) {
-              if (command === 'detach') finish(VmExitCode.ok, `detached; ${info.spec.name} keeps running`);
-              else if (command === 'help') process.stdout.write(`\r\n${CONSOLE_ESCAPE_HELP}\r\n`);
-              else if (command === 'power-button') {
-                client.call('vm.stop', { vm: id, timeoutMs: 3_600_000 }).catch(() => {});
+            for (const action of parser.feed(chunk)) {
+              if (action.kind === 'bytes') {
+                write({ data: action.bytes });
+                continue;
+              }
+              switch (action.command) {
+                case 'detach':
+                  finish(VmExitCode.ok, `detached; ${info.spec.name} keeps running`);
+                  return;
+                case 'help':
+                  process.stdout.write(`\r\n${CONSOLE_ESCAPE_HELP}\r\n`);
+                  break;
+                case 'break':
+                  write({ data: new Uint8Array(0), break: true });
+                  break;
+                case 'power-button':
+                  client.call('vm.stop', { vm: id, timeoutMs: 3_600_000 }).catch(() => {});
+                  break;
               }
             }
           };

@@ -127,6 +127,7 @@ export function describeVm(info: VmInfo): string {
     `memory:     ${formatSize(spec.memoryBytes)}`,
     `boot:       ${describeBoot(info)}`,
   ];
+  if (spec.boot.kind === 'default' && spec.boot.append) lines.push(`append:     ${spec.boot.append}`);
   if (spec.boot.kind === 'kernel') {
     if (spec.boot.initrd) lines.push(`initrd:     ${spec.boot.initrd}`);
     lines.push(`cmdline:    ${spec.boot.cmdline}`);

@@ -127,6 +127,9 @@ describe('vireo VM commands', { timeout: 120_000 }, () => {
     await waitFor(/fake# /);
     child.stdin.write('echo from the cli\r');
     await waitFor(/echo from the cli/);
+    // Ctrl-A b: a BREAK on the serial line, in order with the key typed after it.
+    child.stdin.write('\x01bq');
+    await waitFor(/\[break\]q/);
     child.stdin.write('\x01d');
     assert.equal(await exited, 0);
     assert.match(output, /detached; alpha keeps running/);

@@ -48,7 +48,7 @@ function addSettingsOptions(command: Command): Command {
     .option('--memory <size>', 'guest memory, e.g. 512M or 2G')
     .option('--kernel <path>', 'boot this kernel (bzImage or PVH vmlinux) instead of the built-in guest')
     .option('--initrd <path>', 'initial ramdisk (with --kernel)')
-    .option('--append <args>', 'kernel command line (with --kernel)')
+    .option('--append <args>', "kernel command line (with --kernel), or added to the built-in guest's")
     .addOption(
       new Option('--cpu-profile <name>', 'CPUID profile').choices(['auto', 'host', 'emulation-safe']),
     )
@@ -133,8 +133,8 @@ export function settingsFromFlags(flags: SettingsFlags, current?: VmInfo): VmCha
     }
   }
   if (flags.cpuProfile !== undefined) changes.cpuProfile = flags.cpuProfile as VmChanges['cpuProfile'];
-  if (flags.defaultGuest && (flags.kernel || flags.initrd || flags.append !== undefined)) {
-    throw usageError('--default-guest cannot be combined with --kernel, --initrd or --append');
+  if (flags.defaultGuest && (flags.kernel || flags.initrd)) {
+    throw usageError('--default-guest cannot be combined with --kernel or --initrd');
   }
   if (flags.defaultGuest) changes.boot = { kind: 'default' };
   const currentBoot: BootSource | undefined = current?.spec.boot;
@@ -145,13 +145,19 @@ export function settingsFromFlags(flags: SettingsFlags, current?: VmInfo): VmCha
       ...(flags.initrd !== undefined ? { initrd: resolve(flags.initrd) } : {}),
       cmdline: flags.append ?? '',
     };
-  } else if (flags.initrd !== undefined || flags.append !== undefined) {
-    if (currentBoot?.kind !== 'kernel') throw usageError('--initrd and --append need --kernel');
+  } else if (flags.initrd !== undefined) {
+    if (currentBoot?.kind !== 'kernel') throw usageError('--initrd needs --kernel');
     changes.boot = {
       ...currentBoot,
-      ...(flags.initrd !== undefined ? { initrd: resolve(flags.initrd) } : {}),
+      initrd: resolve(flags.initrd),
       ...(flags.append !== undefined ? { cmdline: flags.append } : {}),
     };
+  } else if (flags.append !== undefined) {
+    // With the built-in guest the arguments are added to its own command line.
+    changes.boot =
+      currentBoot?.kind === 'kernel' && !flags.defaultGuest
+        ? { ...currentBoot, cmdline: flags.append }
+        : { kind: 'default', ...(flags.append ? { append: flags.append } : {}) };
   }
   if (flags.disk !== undefined) changes.disks = flags.disk.map(parseDisk);
   if (flags.network !== undefined) changes.network = parseNetwork(flags.network, flags.mac);

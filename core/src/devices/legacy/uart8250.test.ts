@@ -197,6 +197,25 @@ test('host input waits behind the FIFO: nothing is lost and back-pressure is vis
   assert.equal(uart.pendingInput, 0);
 });
 
+test('a BREAK arrives as a NUL with LSR.BI and a line-status interrupt, behind earlier input', () => {
+  const { uart, rd, wr, irq } = setup();
+  wr(FCR, 0x01);
+  wr(IER, 0x05); // received data and line status
+  uart.receive(text('a'));
+  assert.equal(uart.receiveBreak(), false, 'waits until the byte before it is read');
+  assert.equal(rd(RBR), 0x61);
+  assert.equal(uart.receiveBreak(), true);
+  assert.equal(irq(), true);
+  assert.equal(rd(IIR) & 0x0f, 0x06, 'line status first');
+  assert.equal(rd(LSR) & 0x11, 0x11, 'BI with data ready');
+  assert.equal(rd(LSR) & 0x10, 0, 'BI clears when LSR is read');
+  assert.equal(rd(RBR), 0, 'the break character is a NUL');
+  uart.receive(text('h'));
+  assert.equal(rd(RBR), 0x68, 'the SysRq key after it');
+  wr(MCR, 0x18);
+  assert.equal(uart.receiveBreak(), false, 'not in loopback: the host is disconnected');
+});
+
 test('loopback: bytes come back, the FIFO overruns at 16, host input is held meanwhile', () => {
   const { uart, rd, wr, output, flushes } = setup();
   uart.receive(text('typed'));

@@ -51,6 +51,7 @@ const MCR_IMPLEMENTED = 0x1f;
 
 const LSR_DR = 0x01;
 const LSR_OE = 0x02;
+const LSR_BI = 0x10;
 const LSR_THRE = 0x20;
 const LSR_TEMT = 0x40;
 
@@ -155,6 +156,20 @@ export class Uart8250 implements BusDevice {
     return accepted;
   }
 
+  /**
+   * A BREAK from the host: the line held low for a character time and more, which the 16550A
+   * receives as a NUL with LSR's break-interrupt bit (Linux's magic SysRq waits for it). It only
+   * goes in behind nothing (false otherwise: offer it again after `onDrain`), so a BI always
+   * belongs to the byte at the FIFO's head and keeps its place among the host's bytes.
+   */
+  receiveBreak(): boolean {
+    if (this.mcr & MCR_LOOP || this.inputCount > 0 || this.fifoCount > 0) return false;
+    this.pushFifo(0);
+    this.lsrErrors |= LSR_BI;
+    this.updateIrq();
+    return true;
+  }
+
   /** Bytes from the host the guest has not read yet (input buffer and FIFO). */
   get pendingInput(): number {
     return this.inputCount + (this.mcr & MCR_LOOP ? 0 : this.fifoCount);
@@ -226,7 +241,7 @@ export class Uart8250 implements BusDevice {
     this.scr = state.scr;
     this.fcr = state.fcr & (FCR_ENABLE | (3 << FCR_TRIGGER_SHIFT));
     this.divisor = state.divisor;
-    this.lsrErrors = state.lsrErrors & LSR_OE;
+    this.lsrErrors = state.lsrErrors & (LSR_OE | LSR_BI);
     this.msrDeltas = state.msrDeltas & 0x0f;
     this.thrInterruptPending = state.thrInterruptPending === true;
     this.fifoHead = 0;
