@@ -19,7 +19,7 @@ export function registerConsoleCommand(program: Command): void {
   program
     .command('console')
     .argument('<vm>', 'VM name or id')
-    .description("attach this terminal to a running VM's serial console (Ctrl-A d detaches)")
+    .description("attach this terminal to a running VM's console (Ctrl-A d detaches, Ctrl-A b BREAK)")
     .option('--no-history', 'do not replay the console output from before attaching')
     .addHelpText('after', `\n${CONSOLE_ESCAPE_HELP.replaceAll('\r\n', '\n')}\n${EXIT_CODES_HELP}`)
     .action(async (vm: string, flags: ConsoleFlags) => {
