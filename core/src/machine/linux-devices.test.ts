@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { networkInterfaces, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe } from 'node:test';
 import { guestMaterial, materialSkipReason } from '../../../tests/support/material.js';
@@ -35,6 +35,13 @@ function makeExt4Image(path: string, megabytes: number): void {
   execFileSync('mkfs.ext4', ['-q', '-F', '-O', '^has_journal', '-E', 'nodiscard', path]);
 }
 
+function hostIPv4Addresses(): string[] {
+  return Object.values(networkInterfaces())
+    .flatMap((addresses) => addresses ?? [])
+    .filter((address) => address.family === 'IPv4' && !address.internal)
+    .map((address) => address.address);
+}
+
 async function finish(vm: VireoRun): Promise<void> {
   vm.child.kill('SIGKILL');
   await vm.exited;
@@ -42,7 +49,7 @@ async function finish(vm: VireoRun): Promise<void> {
 
 describe('virtio devices in a Linux guest', { skip: slowBootSkipReason() || materialSkipReason() }, () => {
   bootTest(
-    'the kernel mounts an ext4 root from virtio-blk read-write and its superblock write reaches the file',
+    'the kernel takes a DHCP lease from passt over virtio-net and mounts an ext4 root from virtio-blk read-write',
     async () => {
       const root = join(work, 'root.ext4');
       makeExt4Image(root, 16);
@@ -60,14 +67,22 @@ describe('virtio devices in a Linux guest', { skip: slowBootSkipReason() || mate
         '128M',
         '--disk',
         root,
+        '--net',
+        'user',
         '--append',
-        'console=ttyS0 panic=-1 root=/dev/vda rw rootwait',
+        // ip=dhcp: the kernel configures eth0 by DHCP itself before it mounts the root.
+        'console=ttyS0 panic=-1 ip=dhcp root=/dev/vda rw rootwait',
       ]);
       try {
         const log = await vm.waitFor(/No working init found|VFS: Cannot open root device/, 20 * MINUTE);
         assert.match(log, /virtio_blk virtio\d: \[vda\] 32768 512-byte logical blocks/, 'capacity read');
         assert.match(log, /EXT4-fs \(vda\): mounted filesystem/, 'ext4 read its metadata over virtio-blk');
         assert.match(log, /VFS: Mounted root \(ext4 filesystem\) on device/, 'mounted read-write');
+        // passt hands the guest the host's own address (and routes through the host's gateway).
+        const leased = /IP-Config: Got DHCP answer from [\d.]+, my address is ([\d.]+)/.exec(log)?.[1];
+        assert.ok(leased, 'the kernel got a DHCP answer through virtio-net and passt');
+        assert.ok(hostIPv4Addresses().includes(leased), `${leased} is one of the host's addresses`);
+        assert.match(log, /IP-Config: Complete:/);
         const { code } = await vm.exited;
         assert.equal(code, 0, 'the panic reset ends vireo run normally');
       } finally {
