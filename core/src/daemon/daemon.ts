@@ -85,6 +85,12 @@ export async function startDaemon(options: DaemonOptions = {}): Promise<Daemon> 
       log,
     });
     await supervisor.reattach();
+    library.removeLeftovers().then(
+      (names) => {
+        if (names.length > 0) log(`removed what an earlier daemon left half-done: ${names.join(', ')}`);
+      },
+      (error: Error) => log(`cannot remove leftovers in ${library.vmsDir}: ${error.message}`),
+    );
 
     const eventSubscribers = new Set<Connection>();
     const consoleSubscribers = new Map<string, Set<Connection>>();
@@ -152,7 +158,7 @@ export async function startDaemon(options: DaemonOptions = {}): Promise<Daemon> 
         broadcast({ kind: 'updated', vm: spec.id });
         return info(spec);
       },
-      'vm.delete': ({ vm }) => {
+      'vm.delete': async ({ vm }) => {
         const id = library.resolve(vm);
         if (supervisor.isActive(id)) {
           throw new ApiError(
@@ -160,9 +166,10 @@ export async function startDaemon(options: DaemonOptions = {}): Promise<Daemon> 
             `VM '${vm}' is ${supervisor.status(id).state}; stop it first`,
           );
         }
-        library.delete(id);
         supervisor.forget(id);
+        const removed = library.delete(id);
         broadcast({ kind: 'deleted', vm: id });
+        await removed;
         return { id };
       },
       'vm.start': async ({ vm }) => {

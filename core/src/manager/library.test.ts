@@ -255,12 +255,22 @@ describe('VmLibrary', () => {
       apiErrorCode(() => library.resolve('nope')),
       ErrorCode.vmNotFound,
     );
-    library.delete(spec.id);
+    await library.delete(spec.id);
     assert.deepEqual(readdirSync(join(dataHome, 'vireo', 'vms')), []);
     assert.equal(
       apiErrorCode(() => library.get(spec.id)),
       ErrorCode.vmNotFound,
     );
+  });
+
+  test('leftovers of a crash mid-create or mid-delete are removed; VMs are not touched', async () => {
+    const kept = await library.create({ name: 'kept' });
+    const vms = join(dataHome, 'vireo', 'vms');
+    mkdirSync(join(vms, '.creating-half'));
+    writeFileSync(join(vms, '.creating-half', 'disk-0.raw'), 'partial');
+    mkdirSync(join(vms, '.deleted-old-1'));
+    assert.deepEqual((await library.removeLeftovers()).sort(), ['.creating-half', '.deleted-old-1']);
+    assert.deepEqual(readdirSync(vms), [kept.id]);
   });
 
   test('slugFromName', () => {

@@ -15,6 +15,7 @@ import {
   rmSync,
   statSync,
 } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import {
   ApiError,
@@ -43,6 +44,8 @@ interface CacheEntry {
 export const SPEC_FILE = 'spec.json';
 /** A VM folder while create() makes its disks; hidden (dot) so scans skip it. */
 const STAGING_PREFIX = '.creating-';
+/** A deleted VM's folder while its files are removed. */
+const TRASH_PREFIX = '.deleted-';
 
 export interface LibraryWriteOptions {
   now?: Date;
@@ -212,17 +215,31 @@ export class VmLibrary {
     return next.data;
   }
 
-  /** Removes the VM's folder; works for an invalid spec too (an explicit choice of the person). */
-  delete(id: string): void {
+  /**
+   * Removes the VM's folder; works for an invalid spec too (an explicit choice of the person). The
+   * VM leaves the library before this returns (errors are thrown at once); the promise resolves
+   * when its files (big disks) are gone.
+   */
+  delete(id: string): Promise<void> {
     if (!this.load(id)) throw new ApiError(ErrorCode.vmNotFound, `no VM with id '${id}'`);
     // Rename first so a crash mid-delete never leaves a half-deleted folder that looks like a VM.
     const dir = join(this.vmsDir, id);
-    const trash = join(this.vmsDir, `.deleted-${id}-${Date.now()}`);
+    const trash = join(this.vmsDir, `${TRASH_PREFIX}${id}-${Date.now()}`);
     rmSync(trash, { recursive: true, force: true });
     renameSync(dir, trash);
     fsyncDirectory(this.vmsDir);
-    rmSync(trash, { recursive: true, force: true });
     this.cache.delete(id);
+    // Freeing gigabytes of disk blocks can take a while: on the thread pool, not the event loop.
+    return rm(trash, { recursive: true, force: true });
+  }
+
+  /** Removes what a crash left half-done: folders of deletes and of creates that did not finish. */
+  async removeLeftovers(): Promise<string[]> {
+    const leftovers = readdirSync(this.vmsDir).filter(
+      (name) => name.startsWith(TRASH_PREFIX) || name.startsWith(STAGING_PREFIX),
+    );
+    await Promise.all(leftovers.map((name) => rm(join(this.vmsDir, name), { recursive: true, force: true })));
+    return leftovers;
   }
 
   private write(spec: VmSpec): void {
