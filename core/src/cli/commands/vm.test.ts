@@ -138,6 +138,9 @@ describe('vireo VM commands', { timeout: 120_000 }, () => {
     const paused = vireo('pause', 'alpha', '--json');
     assert.equal(JSON.parse(paused.stdout).status.state, 'paused');
     assert.equal(vireo('resume', 'alpha').status, 0);
+    const reset = vireo('reset', 'alpha', '--json');
+    assert.equal(reset.status, 0, reset.stderr);
+    assert.equal(JSON.parse(reset.stdout).status.state, 'running', 'rebooted in place');
 
     const stopped = vireo('stop', 'alpha', '--json');
     assert.equal(stopped.status, 0, stopped.stderr);
