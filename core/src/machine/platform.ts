@@ -37,6 +37,7 @@ import {
   PORT_PCI_CONFIG_ADDRESS,
   PORT_PCI_CONFIG_DATA,
   PORT_RTC,
+  pciIntxGsi,
 } from '../x86/layout.js';
 import type { ConsoleKind, DiskConfig } from './config.js';
 
@@ -54,11 +55,6 @@ export interface PlatformDevices {
   console?: ConsoleKind;
   /** virtio-net over this backend (the Machine's: it outlives the platform across reboots). */
   network?: { backend: NetBackend; mac: Uint8Array };
-}
-
-/** The IOAPIC pin a slot's INTA# drives (the swizzle firmware tables must describe): GSI 16..19. */
-export function pciIntxGsi(slot: number): number {
-  return 16 + ((slot - 1) % 4);
 }
 
 export interface Platform {

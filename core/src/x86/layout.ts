@@ -52,6 +52,20 @@ export const IRQ_RTC = 8;
 export const IRQ_ACPI_SCI = 9;
 export const IRQ_KEYBOARD = 1;
 
+/** PCI slots on bus 0 that devices may use (slot 0 is the host bridge). */
+export const PCI_FIRST_SLOT = 1;
+export const PCI_LAST_SLOT = 31;
+/** The IOAPIC inputs PCI INTx lines are wired to: GSI 16..19. */
+export const PCI_INTX_FIRST_GSI = 16;
+
+/**
+ * The GSI a slot's INTx pin (0 = INTA# .. 3 = INTD#) drives: the usual swizzle over GSI 16..19,
+ * so neighbouring slots' INTA# lines are spread. The DSDT's _PRT describes exactly this.
+ */
+export function pciIntxGsi(slot: number, pin = 0): number {
+  return PCI_INTX_FIRST_GSI + ((slot - 1 + pin) % 4);
+}
+
 /** I/O ports. */
 export const PORT_COM1 = 0x3f8;
 export const PORT_I8042_DATA = 0x60;

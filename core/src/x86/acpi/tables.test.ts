@@ -13,6 +13,7 @@ import {
   PORT_ACPI_PM_TIMER,
   PORT_ACPI_PM1A_CONTROL,
   PORT_ACPI_PM1A_EVENT,
+  pciIntxGsi,
 } from '../layout.js';
 import {
   buildDsdt,
@@ -189,6 +190,37 @@ test('iasl decodes FADT, MADT and MCFG without complaint', { skip: iaslSkip }, (
     const madt = readFileSync(join(dir, 'apic.dsl'), 'utf8');
     assert.equal(madt.match(/\[Processor Local APIC\]/g)?.length, 3);
     assert.match(readFileSync(join(dir, 'facp.dsl'), 'utf8'), /Control Method Power Button \(V1\) : 0/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('the DSDT _PRT routes every slot and INTx pin to GSI 16-19 with the swizzle', { skip: iaslSkip }, () => {
+  const dir = mkdtempSync(join(tmpdir(), 'vireo-prt-'));
+  try {
+    writeFileSync(join(dir, 'dsdt.dat'), buildDsdt({ ecam: false }));
+    const run = spawnSync('iasl', ['-d', 'dsdt.dat'], { cwd: dir, encoding: 'utf8' });
+    assert.equal(run.status, 0, run.stderr + run.stdout);
+    const dsl = readFileSync(join(dir, 'dsdt.dsl'), 'utf8');
+    assert.match(dsl, /Name \(_PRT, Package \(0x7C\)/, '31 slots x 4 pins');
+    const value = (text: string) => (text === 'Zero' ? 0 : text === 'One' ? 1 : Number(text));
+    const routes = new Map<string, number>();
+    for (const m of dsl.matchAll(/Package \(0x04\)\s*\{\s*(\w+),\s*(\w+),\s*(\w+),\s*(\w+)\s*\}/g)) {
+      const [address, pin, source, gsi] = m.slice(1).map(value) as [number, number, number, number];
+      assert.equal(address & 0xffff, 0xffff, 'any function of the slot');
+      assert.equal(source, 0, 'a GSI, not a link device');
+      const key = `${address >>> 16}/${pin}`;
+      assert.ok(!routes.has(key), `${key} listed once`);
+      routes.set(key, gsi);
+    }
+    assert.equal(routes.size, 124);
+    // INTA# of slots 1, 2, 3, 4, 5 -> GSI 16, 17, 18, 19, 16; INTB# of slot 1 -> 17; INTD# of slot 4 -> 18.
+    assert.deepEqual(
+      ['1/0', '2/0', '3/0', '4/0', '5/0', '1/1', '4/3', '31/0'].map((key) => routes.get(key)),
+      [16, 17, 18, 19, 16, 17, 18, 18],
+    );
+    for (const [key, gsi] of routes)
+      assert.equal(gsi, pciIntxGsi(Number(key.split('/')[0]), Number(key.split('/')[1])));
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -8,6 +8,8 @@ import {
   ACPI_TABLES_END,
   IOAPIC_BASE,
   LAPIC_BASE,
+  PCI_FIRST_SLOT,
+  PCI_LAST_SLOT,
   PCI_MMIO32_END,
   PCI_MMIO32_START,
   PCIE_ECAM,
@@ -16,6 +18,7 @@ import {
   PORT_ACPI_PM1A_CONTROL,
   PORT_ACPI_PM1A_EVENT,
   PORT_PCI_CONFIG_ADDRESS,
+  pciIntxGsi,
 } from '../layout.js';
 import {
   type Aml,
@@ -198,7 +201,27 @@ export function buildFadt(dsdtAddr: number, facsAddr: number, sciIrq: number): U
   return sdt('FACP', 6, w.finish());
 }
 
-/** The DSDT's AML: the PCI root bridge, a motherboard device reserving the ECAM, and `_S5_`. */
+/**
+ * The root bridge's `_PRT`: for every slot and INTx pin, the GSI it drives (pciIntxGsi), as
+ * `Package { slot << 16 | 0xFFFF, pin, 0, gsi }` (source 0: a GSI, no link device). A guest
+ * without MSI-X (or with it turned off) routes legacy PCI interrupts from this.
+ */
+export function pciRoutingTable(): Aml {
+  const entries: Aml[] = [];
+  for (let slot = PCI_FIRST_SLOT; slot <= PCI_LAST_SLOT; slot++) {
+    for (let pin = 0; pin < 4; pin++) {
+      entries.push(
+        pkg([integer(slot * 0x1_0000 + 0xffff), integer(pin), integer(0), integer(pciIntxGsi(slot, pin))]),
+      );
+    }
+  }
+  return name('_PRT', pkg(entries));
+}
+
+/**
+ * The DSDT's AML: the PCI root bridge with its INTx routing, a motherboard device reserving the
+ * ECAM, and `_S5_`.
+ */
 export function buildDsdtAml(opts: { ecam: boolean }): Aml {
   const rootBridge = device('PCI0', [
     name('_HID', dwordConst(eisaId('PNP0A03'))),
@@ -215,6 +238,7 @@ export function buildDsdtAml(opts: { ecam: boolean }): Aml {
         dwordMemory(PCI_MMIO32_START, PCI_MMIO32_END - 1),
       ]),
     ),
+    pciRoutingTable(),
   ]);
   const sb: Aml[] = [rootBridge];
   if (opts.ecam) {
