@@ -4,6 +4,7 @@
 
 #include "io.h"
 #include "net.h"
+#include "uring.h"
 #include "vcpu.h"
 
 NAPI_MODULE_INIT() {
@@ -11,5 +12,6 @@ NAPI_MODULE_INIT() {
   vcpu_exports(env, exports);
   io_exports(env, exports);
   net_exports(env, exports);
+  uring_exports(env, exports);
   return exports;
 }

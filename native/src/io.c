@@ -96,6 +96,23 @@ static napi_value unwatch_fd(napi_env env, napi_callback_info info) {
   return make_undefined(env);
 }
 
+// refFd(handle, ref): whether the watch keeps the event loop alive (uv_ref / uv_unref); a
+// device that is idle lets the process end.
+static napi_value ref_fd(napi_env env, napi_callback_info info) {
+  GET_ARGS(2);
+  fd_watch *w = NULL;
+  if (napi_get_value_external(env, argv[0], (void **)&w) != napi_ok || w == NULL) {
+    return throw_arg(env, "handle", "not a watchFd handle");
+  }
+  bool ref = false;
+  napi_get_value_bool(env, argv[1], &ref);
+  if (!w->stopped) {
+    if (ref) uv_ref((uv_handle_t *)&w->poll);
+    else uv_unref((uv_handle_t *)&w->poll);
+  }
+  return make_undefined(env);
+}
+
 typedef struct {
   napi_async_work work;
   napi_deferred deferred;
@@ -157,6 +174,7 @@ static napi_value fallocate_js(napi_env env, napi_callback_info info) {
 void io_exports(napi_env env, napi_value exports) {
   export_fn(env, exports, "watchFd", watch_fd);
   export_fn(env, exports, "unwatchFd", unwatch_fd);
+  export_fn(env, exports, "refFd", ref_fd);
   export_fn(env, exports, "fallocate", fallocate_js);
   napi_value v;
   napi_create_int32(env, FALLOC_FL_KEEP_SIZE, &v);
