@@ -255,3 +255,15 @@ test('an O_DIRECT disk reads and writes the same bytes (unaligned buffers throug
   device.close();
   assert.deepEqual(new Uint8Array(readFileSync(path).subarray(8192, 12288)), fresh);
 });
+
+test('the libuv pool engine moves the same bytes as io_uring', async () => {
+  const original = pattern(16 * 1024, 5);
+  const path = image(original);
+  const device = new VirtioBlock({ path, engine: 'pool' });
+  assert.match(device.engine, /^pool/);
+  const h = activateDevice(device);
+  const r = await request(device, h.drivers[0]!, [header(BlockRequestType.in, 4)], [2048, 1]);
+  assert.equal(r.status, BlockStatus.ok);
+  assert.deepEqual(r.data[0], original.subarray(2048, 4096));
+  device.close();
+});
