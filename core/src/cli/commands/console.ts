@@ -87,7 +87,12 @@ export function registerConsoleCommand(program: Command): void {
             if (note.vm === id && !finished) process.stdout.write(Buffer.from(note.data, 'base64'));
           });
           client.on('event', (event) => {
-            if (event.kind !== 'state' || event.vm !== id) return;
+            if (event.vm !== id || finished) return;
+            if (event.kind === 'reset') {
+              process.stderr.write(`\r\nvireo: ${info.spec.name} rebooted (${event.message})\r\n`);
+              return;
+            }
+            if (event.kind !== 'state') return;
             const { state, lastExit } = event.status;
             if (state === 'stopped' || state === 'crashed') {
               const why = lastExit

@@ -128,8 +128,12 @@ describe('vireo VM commands', { timeout: 120_000 }, () => {
     child.stdin.write('echo from the cli\r');
     await waitFor(/echo from the cli/);
     // Ctrl-A b: a BREAK on the serial line, in order with the key typed after it.
-    child.stdin.write('\x01bq');
+    child.stdin.write('\x01bq\r');
     await waitFor(/\[break\]q/);
+    // A guest that reboots stays attached, and the console says so.
+    child.stdin.write('reboot\r');
+    await waitFor(/vireo: alpha rebooted \(guest reset the machine\)/);
+    await waitFor(/rebooted[^]*fake guest: \d+ CPU/);
     child.stdin.write('\x01d');
     assert.equal(await exited, 0);
     assert.match(output, /detached; alpha keeps running/);
