@@ -2,7 +2,7 @@
 // lines on BENCH_REPORT_PORT, each timestamped by the harness as it arrives. A phase is framed
 // by "begin NAME" and "end NAME key=value ..."; its time is the harness's clock between the two,
 // so it includes nothing of guest start-up or shutdown.
-import { spawn } from 'node:child_process';
+import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
 import { createTestVm, TestPort } from '../../core/src/kvm/test-vm.js';
 import { VcpuSet } from '../../core/src/kvm/vcpu-set.js';
 import { createPlatform, type PlatformDevices } from '../../core/src/machine/platform.js';
@@ -121,12 +121,13 @@ export const QEMU_KVM_ARGS = ['-accel', 'kvm', '-cpu', 'host,-arch-capabilities'
 
 /**
  * The same guest on QEMU's pc machine (i440fx: PCI config through 0xCF8/0xCFC, SeaBIOS assigns
- * the BARs), the report port as an isa-debugcon on stdout. `deviceArgs` adds the devices.
+ * the BARs), the report port as an isa-debugcon on stdout. `deviceArgs` adds the devices; `fds`
+ * are handed to QEMU as its fds 3, 4, ... (a tap opened by the harness: `-netdev tap,fd=3`).
  */
 export async function runInQemu(
   image: string,
   deviceArgs: string[],
-  options: { timeoutMs: number; echo?: boolean },
+  options: { timeoutMs: number; echo?: boolean; fds?: number[] },
 ): Promise<GuestRun> {
   const collector = new LineCollector(options.echo ?? false);
   const args = [
@@ -149,7 +150,9 @@ export async function runInQemu(
     '-kernel',
     image,
   ];
-  const child = spawn(QEMU, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(QEMU, args, {
+    stdio: ['ignore', 'pipe', 'pipe', ...(options.fds ?? [])],
+  }) as ChildProcessWithoutNullStreams;
   let stderr = '';
   child.stdout.setEncoding('utf8').on('data', (text: string) => collector.push(text));
   child.stderr.setEncoding('utf8').on('data', (text: string) => {

@@ -128,6 +128,11 @@ export class PasstBackend implements NetBackend {
   send(pieces: readonly Uint8Array[]): boolean {
     const socket = this.session?.socket;
     if (!socket) return false;
+    // The frames of one transmit burst leave in one writev: corked until the burst is over.
+    if (socket.writableCorked === 0) {
+      socket.cork();
+      process.nextTick(() => socket.uncork());
+    }
     socket.write(encodeStreamFrame(pieces));
     if (socket.writableLength >= SEND_HIGH_WATER) this.blocked = true;
     return true;
