@@ -133,7 +133,7 @@ describe('vireo VM commands', { timeout: 120_000 }, () => {
     // A guest that reboots stays attached, and the console says so.
     child.stdin.write('reboot\r');
     await waitFor(/vireo: alpha rebooted \(guest reset the machine\)/);
-    await waitFor(/rebooted[^]*fake guest: \d+ CPU/);
+    await waitFor(/rebooted[\s\S]*fake guest: \d+ CPU/);
     child.stdin.write('\x01d');
     assert.equal(await exited, 0);
     assert.match(output, /detached; alpha keeps running/);
