@@ -13,7 +13,7 @@ export type ConsoleAction =
 export const CONSOLE_ESCAPE_HELP = [
   'Ctrl-A d   detach (the VM keeps running)',
   'Ctrl-A p   press the ACPI power button (asks the guest to shut down)',
-  'Ctrl-A b   send a BREAK on the serial line (Linux: magic SysRq, then a key; b h for its help)',
+  'Ctrl-A b   send a BREAK on the serial line (Linux: magic SysRq; the next key picks the action, h lists them)',
   'Ctrl-A h   this help',
   'Ctrl-A a   send Ctrl-A to the guest',
 ].join('\r\n');
