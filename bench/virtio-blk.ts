@@ -23,7 +23,7 @@ import {
   runInVireo,
 } from './lib/bench-guest.js';
 import { benchGuest, qemuImage, qemuUnavailable, run, withParams } from './lib/guest-image.js';
-import { type Measurement, median, printFigure } from './lib/report.js';
+import { type Measurement, medianRow, printFigure } from './lib/report.js';
 
 const { values } = parseArgs({
   options: {
@@ -185,18 +185,7 @@ async function main(): Promise<void> {
     }
 
     const rows = (pick: (r: Rates) => number | string): Measurement[] =>
-      [HOST, VIREO, QEMU_ROW].map((name) => {
-        const runs = samples.get(name);
-        if (!runs) return { name, value: qemuMissing ?? 'not run' };
-        const numbers = runs.map(pick).filter((v): v is number => typeof v === 'number');
-        return {
-          name,
-          value:
-            numbers.length === runs.length
-              ? median(numbers)
-              : String(runs.map(pick).find((v) => typeof v === 'string')),
-        };
-      });
+      [HOST, VIREO, QEMU_ROW].map((name) => medianRow(name, samples.get(name), pick, qemuMissing));
     const randomRows = rows((r) => r.iops);
     const random = printFigure(
       {

@@ -35,7 +35,7 @@ import {
   runInVireo,
 } from './lib/bench-guest.js';
 import { benchGuest, qemuImage, qemuUnavailable, withParams } from './lib/guest-image.js';
-import { type Measurement, median, printFigure } from './lib/report.js';
+import { medianRow, printFigure } from './lib/report.js';
 
 const { values } = parseArgs({
   options: {
@@ -297,22 +297,8 @@ async function main(): Promise<void> {
     rmSync(work, { recursive: true, force: true });
   }
 
-  const row = (
-    name: string,
-    pick: (r: Rates) => number | string,
-    absent: string | undefined,
-  ): Measurement => {
-    const runs = samples.get(name);
-    if (!runs) return { name, value: absent ?? 'not run' };
-    const numbers = runs.map(pick).filter((v): v is number => typeof v === 'number');
-    return {
-      name,
-      value:
-        numbers.length === runs.length
-          ? median(numbers)
-          : String(runs.map(pick).find((v) => typeof v === 'string')),
-    };
-  };
+  const row = (name: string, pick: (r: Rates) => number | string, absent: string | undefined) =>
+    medianRow(name, samples.get(name), pick, absent);
   const figures: [string, string, (r: Rates) => number | string, number][] = [
     ['60-byte UDP frames, guest to host', 'frames/s', (r) => r.smallPps, 0],
     ['1514-byte UDP frames, guest to host', 'MiB/s', (r) => r.largeMibps, 1],

@@ -44,6 +44,26 @@ export function printFigure(options: FigureOptions, rows: Measurement[]): Map<st
   return ratios;
 }
 
+/**
+ * A row from repeated runs: the median of `pick` over them, or the first reason a run gave
+ * instead of a figure; `absent` when the contender did not run at all.
+ */
+export function medianRow<T>(
+  name: string,
+  runs: readonly T[] | undefined,
+  pick: (run: T) => number | string,
+  absent = 'not run',
+): Measurement {
+  if (!runs) return { name, value: absent };
+  const values = runs.map(pick);
+  const numbers = values.filter((v): v is number => typeof v === 'number');
+  return {
+    name,
+    value:
+      numbers.length === values.length ? median(numbers) : String(values.find((v) => typeof v === 'string')),
+  };
+}
+
 export function median(values: number[]): number {
   if (values.length === 0) throw new Error('median of no values');
   const sorted = [...values].sort((a, b) => a - b);
