@@ -183,20 +183,20 @@ export function createPlatform(
       ? new VirtioConsole({ onOutput: (bytes) => io.onConsoleOutput(bytes) })
       : undefined;
   if (virtioConsole) addVirtio(virtioConsole);
+  let virtioNet: VirtioNet | undefined;
   if (devices.network) {
     const { backend, mac } = devices.network;
-    addVirtio(
-      new VirtioNet({
-        mac,
-        backend,
-        log,
-        onLinkChange: (up, reason) => {
-          const message = `${backend.description}: ${reason}`;
-          if (io.onNetworkLink) io.onNetworkLink(up, message);
-          else log(`network link ${up ? 'up' : 'down'}: ${message}`);
-        },
-      }),
-    );
+    virtioNet = new VirtioNet({
+      mac,
+      backend,
+      log,
+      onLinkChange: (up, reason) => {
+        const message = `${backend.description}: ${reason}`;
+        if (io.onNetworkLink) io.onNetworkLink(up, message);
+        else log(`network link ${up ? 'up' : 'down'}: ${message}`);
+      },
+    });
+    addVirtio(virtioNet);
   }
   addVirtio(new VirtioRng());
   // Firmware's job on a PC: place the BARs and turn decoding on, so the guest finds them ready.
@@ -235,6 +235,7 @@ export function createPlatform(
     pressPowerButton: () => pm.pressPowerButton(),
     pause: () => {
       paused = true;
+      virtioNet?.pause();
     },
     quiesce: async () => {
       // What the guest wrote before it stopped belongs before the pause, not after it.
@@ -244,6 +245,7 @@ export function createPlatform(
     resume: () => {
       paused = false;
       for (const input of heldInput.splice(0)) deliverInput(input);
+      virtioNet?.resume();
     },
     onPowerOff: (handler) => {
       powerOff = handler;

@@ -454,6 +454,23 @@ test('control queue: the driver sets a new MAC address', () => {
   assert.equal(device.state().mac, '52:54:00:12:34:56', 'reset restores the configured MAC');
 });
 
+test('a paused VM: frames wait with the backend paused, nothing is sent; resume hands them over', () => {
+  const { backend, rx, tx, device } = setup();
+  rx.addChain([], [1526]);
+  device.pause();
+  assert.ok(backend.paused);
+  backend.events.frame(ethernet(MAC, 70));
+  tx.addChain([header({}), ethernet(MAC, 60)], []);
+  device.queueNotify(TX_QUEUE);
+  assert.equal(rx.takeUsed(), undefined, 'guest RAM untouched while paused');
+  assert.equal(backend.sent.length, 0);
+  device.resume();
+  assert.equal(rx.takeUsed()?.len, NET_HDR_SIZE + 70);
+  assert.equal(backend.sent.length, 1);
+  assert.equal(backend.paused, false);
+  assert.equal(device.metrics.rxDroppedInactive + device.metrics.rxOverflow, 0);
+});
+
 test('guest offloads go to the backend at activation; the backend outlives the device', () => {
   const backend = new RecordingBackend(true);
   const { device } = setup(BASE | featureBit(VIRTIO_NET_F_GUEST_CSUM), backend);

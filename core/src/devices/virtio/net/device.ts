@@ -126,6 +126,8 @@ export class VirtioNet implements VirtioDevice {
   private heldBytes = 0;
   private rxInterruptPending = false;
   private receivePaused = false;
+  /** The VM is paused: frames wait (the backend is paused), nothing is sent. */
+  private stopped = false;
   private malformedLogged = 0;
 
   constructor(private readonly options: NetOptions) {
@@ -209,6 +211,21 @@ export class VirtioNet implements VirtioDevice {
     this.reset();
   }
 
+  /** The vCPUs are parking: guest RAM stays as it is until resume(); arriving frames wait. */
+  pause(): void {
+    this.stopped = true;
+    if (!this.receivePaused) {
+      this.receivePaused = true;
+      this.backend.pauseReceive();
+    }
+  }
+
+  resume(): void {
+    this.stopped = false;
+    this.transmit();
+    this.deliver();
+  }
+
   state(): NetState {
     return { mac: formatMac(this.filter.mac), linkUp: this.linkUp, rxFilter: this.filter.state() };
   }
@@ -255,7 +272,7 @@ export class VirtioNet implements VirtioDevice {
       this.metrics.rxFiltered++;
       return;
     }
-    if (this.pendingRx.length === 0 && this.writeFrame(frame) !== 'no-room') {
+    if (this.pendingRx.length === 0 && !this.stopped && this.writeFrame(frame) !== 'no-room') {
       this.scheduleRxInterrupt();
       return;
     }
@@ -273,6 +290,7 @@ export class VirtioNet implements VirtioDevice {
 
   /** The driver added receive buffers: hand over the frames that waited. */
   private deliver(): void {
+    if (this.stopped) return;
     let wrote = false;
     while (this.pendingRx.length > 0) {
       const frame = this.pendingRx[0]!;
@@ -389,7 +407,7 @@ export class VirtioNet implements VirtioDevice {
   private transmit(): void {
     const context = this.context;
     const queue = context?.queues[TX_QUEUE];
-    if (!context || !queue?.ready) return;
+    if (!context || !queue?.ready || this.stopped) return;
     const outcome = drainQueue(
       queue,
       (chain) => {
