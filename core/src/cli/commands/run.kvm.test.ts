@@ -60,6 +60,42 @@ kvmTest('typed bytes reach the guest through the UART', async () => {
   assert.match(vm.output(), /IBM/);
 });
 
+kvmTest('Ctrl-A b sends a break to the UART in its place among the typed keys', async () => {
+  // Polls LSR: prints '!' for BI, then echoes each character (the break's NUL as '0') until 'q'.
+  const body = `
+    mov $0x3f8, %dx
+  wait:
+    add $5, %dx
+    in %dx, %al
+    sub $5, %dx
+    mov %al, %bl
+    test $0x10, %bl
+    jz no_break
+    mov $0x21, %al
+    out %al, %dx
+  no_break:
+    test $1, %bl
+    jz wait
+    in %dx, %al
+    cmp $0x71, %al
+    je done
+    test %al, %al
+    jnz echo
+    mov $0x30, %al
+  echo:
+    out %al, %dx
+    jmp wait
+  done:
+    ${ACPI_POWER_OFF}
+    ${HALT_FOREVER}`;
+  const vm = run(buildPvhGuest(dir, 'break', `${serialWrite('ready\n')}\n${body}`));
+  await vm.waitFor(/ready/, 30_000);
+  vm.type('a\x01bhq');
+  const { code } = await vm.exited;
+  assert.equal(code, 0, vm.output());
+  assert.match(vm.output(), /ready\na!0h/);
+});
+
 kvmTest('Ctrl-A x stops a running guest', async () => {
   const vm = run(buildPvhGuest(dir, 'halt', `${serialWrite('up\n')}\n${HALT_FOREVER}`));
   await vm.waitFor(/up/, 30_000);

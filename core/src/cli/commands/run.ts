@@ -214,6 +214,9 @@ async function runInForeground(config: MachineConfig): Promise<number> {
     onCommand: (command) => {
       if (command === 'quit') void machine.stop();
       else if (command === 'power-button') machine.pressPowerButton();
+      else if (command === 'break' && !machine.sendConsoleBreak()) {
+        process.stdout.write('\r\nvireo: the virtio console has no break; use --console serial\r\n');
+      }
     },
     showMessage: (text) => process.stdout.write(text),
   });

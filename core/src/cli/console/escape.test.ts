@@ -5,23 +5,20 @@ import { EscapeParser } from './escape.js';
 const bytes = (s: string) => new TextEncoder().encode(s);
 
 test('plain input passes through untouched', () => {
-  const result = new EscapeParser().feed(bytes('ls -l\r'));
-  assert.deepEqual(result.forward, bytes('ls -l\r'));
-  assert.deepEqual(result.commands, []);
+  assert.deepEqual(new EscapeParser().feed(bytes('ls -l\r')), [bytes('ls -l\r')]);
 });
 
 test('Ctrl-A x quits, even when split across reads', () => {
   const parser = new EscapeParser();
-  const first = parser.feed(bytes('ab\x01'));
-  assert.deepEqual(first.forward, bytes('ab'));
-  assert.deepEqual(first.commands, []);
-  const second = parser.feed(bytes('xcd'));
-  assert.deepEqual(second.commands, ['quit']);
-  assert.deepEqual(second.forward, bytes('cd'));
+  assert.deepEqual(parser.feed(bytes('ab\x01')), [bytes('ab')]);
+  assert.deepEqual(parser.feed(bytes('xcd')), ['quit', bytes('cd')]);
 });
 
 test('Ctrl-A a and Ctrl-A Ctrl-A send one Ctrl-A; unknown keys are dropped', () => {
-  const result = new EscapeParser().feed(bytes('\x01a\x01\x01\x01z\x01P\x01h'));
-  assert.deepEqual(result.forward, Uint8Array.from([1, 1]));
-  assert.deepEqual(result.commands, ['power-button', 'help']);
+  const events = new EscapeParser().feed(bytes('\x01a\x01\x01\x01z\x01P\x01h'));
+  assert.deepEqual(events, [Uint8Array.from([1, 1]), 'power-button', 'help']);
+});
+
+test('Ctrl-A b sends a break in its place among the typed keys', () => {
+  assert.deepEqual(new EscapeParser().feed(bytes('a\x01bh')), [bytes('a'), 'break', bytes('h')]);
 });

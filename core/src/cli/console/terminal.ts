@@ -28,11 +28,10 @@ export function attachTerminal(options: TerminalOptions): TerminalAttachment {
   if (raw) input.setRawMode(true);
 
   const onData = (chunk: Buffer) => {
-    const { forward, commands } = parser.feed(chunk);
-    if (forward.length > 0) options.onInput(forward);
-    for (const command of commands) {
-      if (command === 'help') options.showMessage(`\r\n${ESCAPE_HELP}\r\n`);
-      else options.onCommand(command);
+    for (const event of parser.feed(chunk)) {
+      if (typeof event !== 'string') options.onInput(event);
+      else if (event === 'help') options.showMessage(`\r\n${ESCAPE_HELP}\r\n`);
+      else options.onCommand(event);
     }
   };
   const restore = () => {
