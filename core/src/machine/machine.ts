@@ -1,7 +1,6 @@
 // A running x86-64 VM built from a MachineConfig: guest RAM, KVM, the Linux boot, the platform
 // devices and the vCPU threads. Lives in a VM host process (for `vireo run`, the CLI itself).
 
-import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { allocateGuestRam, Kvm, type Vcpu, type Vm } from '../kvm/kvm.js';
 import type { CpuidEntry } from '../kvm/structs.js';
@@ -165,7 +164,10 @@ export class Machine {
         cpuProfile = config.cpuProfile;
       }
       const mac = config.network.mode === 'none' ? undefined : config.network.mac;
-      const network = backend && { backend, mac: macBytes(mac ?? defaultMac(randomBytes(3))) };
+      const network = backend && {
+        backend,
+        mac: macBytes(mac ?? defaultMac(crypto.getRandomValues(new Uint8Array(3)))),
+      };
       const inputs: BootInputs = { kernel, initrd, ram, network };
       const board = buildBoard(kvm, config, memory, inputs, supported, cpuProfile, io);
       return new Machine(config, cpuProfile, kvm, supported, memory, inputs, board, io, options);

@@ -1,13 +1,16 @@
 // virtio-rng (virtio 1.x §5.4): fills each writable buffer the driver offers from the host's
-// CSPRNG (crypto.randomFillSync, i.e. getrandom), straight into guest RAM.
+// CSPRNG (Web Crypto's getRandomValues, i.e. getrandom), straight into guest RAM. The global is
+// loaded at first use, so node:crypto is not on a VM's start-up path.
 
-import { randomFillSync } from 'node:crypto';
 import { Writer } from '../descriptor-utils.js';
 import { VIRTIO_ID_RNG, type VirtioDevice, type VirtioDeviceContext } from '../pci/device.js';
 import { drainQueue } from '../queue/index.js';
 
 const QUEUE_SIZE = 64;
-/** Per request: Linux asks for at most a page or two; a cap keeps one request from stalling the loop. */
+/**
+ * Per request: Linux asks for at most a page or two; a cap keeps one request from stalling the
+ * loop. Also the most getRandomValues fills in one call.
+ */
 const MAX_BYTES_PER_REQUEST = 64 * 1024;
 
 export class RngMetrics {
@@ -46,7 +49,7 @@ export class VirtioRng implements VirtioDevice {
         const writer = Writer.fromChain(context.memory, chain);
         let filled = 0;
         for (const view of writer.views(MAX_BYTES_PER_REQUEST)) {
-          randomFillSync(view);
+          crypto.getRandomValues(view);
           filled += view.length;
         }
         this.metrics.requests++;
