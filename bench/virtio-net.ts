@@ -7,9 +7,10 @@
 //   tap:   a tap with vnet headers in a network namespace made for the run (10.78.0.1 on the
 //          tap, the peer bound there); Vireo's TapBackend, QEMU's `-netdev tap,fd=` (vhost off:
 //          the device model in user space on both sides).
-// Figures: 60-byte frames per second and 1514-byte-frame throughput from the guest (the guest
-// counts a frame when the device has completed it; the peer's counts show what arrived), and
-// echo round trips per second with a window in flight. Ratios are against QEMU.
+// Figures: 60-byte frames per second and 1514-byte-frame throughput from the guest (a frame counts
+// when the device has completed it), the same for what reached the host peer (a backend or the
+// host may drop datagrams: UDP), and echo round trips per second with a window in flight. Ratios
+// are against QEMU.
 //
 // Run (root for the tap part): node dist/bench/virtio-net.js [--small 200000] [--large 100000]
 //   [--echo 20000] [--window 16] [--repeat 1] [--echo-guest]
@@ -64,6 +65,9 @@ const peerScript = join(dirname(fileURLToPath(import.meta.url)), 'lib', 'udp-pee
 interface Rates {
   smallPps: number | string;
   largeMibps: number | string;
+  /** What reached the host peer, per second of the phase. */
+  smallDeliveredPps: number | string;
+  largeDeliveredMibps: number | string;
   echoPerSecond: number | string;
   note: string;
 }
@@ -87,10 +91,21 @@ function passtAddresses(): { guest: string; peer: string } | string {
   return { guest, peer };
 }
 
+interface PeerCounts {
+  sinkFrames: number;
+  sinkBytes: number;
+  bySize: Record<number, number>;
+  echoed: number;
+}
+
+/** UDP payload bytes of the guest's 60- and 1514-byte frames (Ethernet, IPv4 and UDP headers off). */
+const SMALL_PAYLOAD = 60 - 42;
+const LARGE_PAYLOAD = 1514 - 42;
+
 interface Peer {
   sinkPort: number;
   echoPort: number;
-  stop(): Promise<{ sinkFrames: number; sinkBytes: number; echoed: number }>;
+  stop(): Promise<PeerCounts>;
 }
 
 /** The UDP sink and echo server on `address` (inside the bench namespace when `inNamespace`). */
@@ -151,10 +166,17 @@ function tscHz(run: GuestRun): number | undefined {
   return (last.tsc - first.tsc) / ((last.at - first.at) / 1000);
 }
 
-function rates(run: GuestRun, counts: { sinkFrames: number; echoed: number }): Rates {
+function rates(run: GuestRun, counts: PeerCounts): Rates {
   if (run.error || run.status !== 0) {
     const why = describeFailure(run);
-    return { smallPps: why, largeMibps: why, echoPerSecond: why, note: '' };
+    return {
+      smallPps: why,
+      largeMibps: why,
+      smallDeliveredPps: why,
+      largeDeliveredMibps: why,
+      echoPerSecond: why,
+      note: '',
+    };
   }
   const found = phases(run);
   const hz = tscHz(run);
@@ -169,6 +191,11 @@ function rates(run: GuestRun, counts: { sinkFrames: number; echoed: number }): R
   return {
     smallPps: per('tx-small', (frames, _b, s) => frames / s),
     largeMibps: per('tx-large', (_f, bytes, s) => bytes / MIB / s),
+    smallDeliveredPps: per('tx-small', (_f, _b, s) => (counts.bySize[SMALL_PAYLOAD] ?? 0) / s),
+    largeDeliveredMibps: per(
+      'tx-large',
+      (_f, _b, s) => ((counts.bySize[LARGE_PAYLOAD] ?? 0) * 1514) / MIB / s,
+    ),
     echoPerSecond: per('echo', (frames, _b, s) => frames / s),
     note: `peer got ${counts.sinkFrames}/${SMALL + LARGE} datagrams, echoed ${counts.echoed}; echo lost ${echo?.fields.get('lost') ?? '?'}`,
   };
@@ -302,6 +329,8 @@ async function main(): Promise<void> {
   const figures: [string, string, (r: Rates) => number | string, number][] = [
     ['60-byte UDP frames, guest to host', 'frames/s', (r) => r.smallPps, 0],
     ['1514-byte UDP frames, guest to host', 'MiB/s', (r) => r.largeMibps, 1],
+    ['60-byte UDP frames that reached the host peer', 'frames/s', (r) => r.smallDeliveredPps, 0],
+    ['1514-byte UDP frames that reached the host peer', 'MiB/s', (r) => r.largeDeliveredMibps, 1],
     [`UDP echo round trips, window ${WINDOW}`, 'round trips/s', (r) => r.echoPerSecond, 0],
   ];
   for (const [backend, missing] of [

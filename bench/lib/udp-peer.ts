@@ -5,12 +5,14 @@
 import { createSocket } from 'node:dgram';
 
 const [address = '127.0.0.1', sinkPort = '0', echoPort = '0'] = process.argv.slice(2);
-const counts = { sinkFrames: 0, sinkBytes: 0, echoed: 0 };
+// Datagrams counted by size: each benchmark phase sends its own.
+const counts = { sinkFrames: 0, sinkBytes: 0, bySize: {} as Record<number, number>, echoed: 0 };
 const sink = createSocket({ type: 'udp4', recvBufferSize: 8 << 20 });
 const echo = createSocket({ type: 'udp4', recvBufferSize: 8 << 20 });
 sink.on('message', (message) => {
   counts.sinkFrames++;
   counts.sinkBytes += message.length;
+  counts.bySize[message.length] = (counts.bySize[message.length] ?? 0) + 1;
 });
 echo.on('message', (message, from) => {
   counts.echoed++;
