@@ -4,6 +4,7 @@ import { type ApiClient, ConnectionClosedError, RpcError } from '../../api/clien
 import { ErrorCode, type VmInfo } from '../../api/schema.js';
 import { formatSize } from '../../api/size.js';
 import { connectToDaemon } from '../../daemon/connect.js';
+import { formatPortForward } from '../../net/config.js';
 import { CliError, ExitCode } from '../errors.js';
 
 /**
@@ -137,6 +138,10 @@ export function describeVm(info: VmInfo): string {
   }
   const network = spec.network;
   lines.push(`network:    ${network.mode === 'tap' ? `tap ${network.tap}` : network.mode}`);
+  if (network.mode !== 'none' && network.mac) lines.push(`mac:        ${network.mac}`);
+  if (network.mode === 'user') {
+    for (const forward of network.forwards) lines.push(`forward:    ${formatPortForward(forward)}`);
+  }
   lines.push(`console:    ${spec.console.kind}`);
   lines.push(`display:    ${spec.display.enabled ? `${spec.display.width}x${spec.display.height}` : 'none'}`);
   if (status.lastExit?.consoleTail) {

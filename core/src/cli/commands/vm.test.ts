@@ -89,6 +89,43 @@ describe('vireo VM commands', { timeout: 120_000 }, () => {
     assert.equal(vireo('inspect', 'nope').status, 3);
   });
 
+  test('network: --network user with --forward, shown by inspect; forwards need user networking', () => {
+    const created = vireo(
+      'create',
+      'netted',
+      '--network',
+      'user',
+      '--forward',
+      'tcp:8022:22',
+      '--forward',
+      'udp:0.0.0.0:5353:53',
+      '--json',
+    );
+    assert.equal(created.status, 0, created.stderr);
+    assert.deepEqual(JSON.parse(created.stdout).spec.network, {
+      mode: 'user',
+      forwards: [
+        { protocol: 'tcp', hostAddress: '127.0.0.1', hostPort: 8022, guestPort: 22 },
+        { protocol: 'udp', hostAddress: '0.0.0.0', hostPort: 5353, guestPort: 53 },
+      ],
+    });
+    const inspect = vireo('inspect', 'netted');
+    assert.match(inspect.stdout, /forward: +tcp:127\.0\.0\.1:8022:22/);
+    const edited = vireo('edit', 'netted', '--forward', '8080:80', '--mac', '52:54:00:aa:bb:cc', '--json');
+    assert.equal(edited.status, 0, edited.stderr);
+    const network = JSON.parse(edited.stdout).spec.network;
+    assert.equal(network.mac, '52:54:00:aa:bb:cc');
+    assert.deepEqual(network.forwards, [
+      { protocol: 'tcp', hostAddress: '127.0.0.1', hostPort: 8080, guestPort: 80 },
+    ]);
+    const tap = vireo('edit', 'netted', '--network', 'tap:tap0', '--forward', '8080:80');
+    assert.equal(tap.status, 2);
+    assert.match(tap.stderr, /--forward needs --network user/);
+    const badPort = vireo('edit', 'netted', '--forward', 'tcp:99999:80');
+    assert.equal(badPort.status, 2);
+    assert.match(badPort.stderr, /a port is 1-65535/);
+  });
+
   test('edit with no options opens $EDITOR on the settings', () => {
     const editor = join(root, 'editor.sh');
     writeFileSync(editor, '#!/bin/sh\nsed -i \'s/"cpus": 3/"cpus": 5/\' "$1"\n', { mode: 0o755 });

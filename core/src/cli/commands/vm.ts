@@ -9,6 +9,7 @@ import { basename, join, resolve } from 'node:path';
 import { type Command, Option } from 'commander';
 import type { BootSource, Disk, MethodParams, NewDisk, VmChanges, VmInfo } from '../../api/schema.js';
 import { formatSize, parseSize } from '../../api/size.js';
+import { type PortForward, parseNetworkMode, parsePortForward } from '../../net/config.js';
 import { usageError } from '../errors.js';
 import { createProgressDisplay, progressStyle } from '../progress.js';
 import {
@@ -34,6 +35,7 @@ interface SettingsFlags extends JsonFlag {
   disk?: string[];
   network?: string;
   mac?: string;
+  forward?: string[];
   display?: string;
   console?: string;
 }
@@ -59,6 +61,11 @@ function addSettingsOptions(command: Command): Command {
     )
     .option('--network <mode>', 'none, user (passt) or tap:<ifname>')
     .option('--mac <address>', 'the network card MAC address')
+    .option(
+      '--forward <[tcp|udp:][addr:]host:guest>',
+      'with --network user: a host port to a guest port (on 127.0.0.1 unless an address is given); repeatable, replaces the list',
+      collect,
+    )
     .addOption(
       new Option(
         '--console <kind>',
@@ -106,11 +113,34 @@ export function newDisksFromFlags(flags: CreateDiskFlags): NewDisk[] {
   return [...copies, ...blanks];
 }
 
-function parseNetwork(text: string, mac: string | undefined): NonNullable<VmChanges['network']> {
-  if (text === 'none') return { mode: 'none' };
-  if (text === 'user') return mac ? { mode: 'user', mac } : { mode: 'user' };
-  if (text.startsWith('tap:')) return { mode: 'tap', tap: text.slice(4), ...(mac ? { mac } : {}) };
-  throw usageError(`--network '${text}': use none, user or tap:<ifname>`);
+function parseNetwork(
+  text: string,
+  mac: string | undefined,
+  forwards: PortForward[] | undefined,
+): NonNullable<VmChanges['network']> {
+  let mode: ReturnType<typeof parseNetworkMode>;
+  try {
+    mode = parseNetworkMode(text);
+  } catch (error) {
+    throw usageError(`--network ${(error as Error).message}`);
+  }
+  if (forwards && mode !== 'user')
+    throw usageError('--forward needs --network user (passt does the forwarding)');
+  if (mode === 'none') return { mode };
+  const extra = { ...(mac ? { mac } : {}) };
+  return mode === 'user'
+    ? { mode, ...extra, ...(forwards ? { forwards } : {}) }
+    : { mode: 'tap', tap: mode.tap, ...extra };
+}
+
+function parseForwards(texts: string[] | undefined): PortForward[] | undefined {
+  return texts?.map((text) => {
+    try {
+      return parsePortForward(text);
+    } catch (error) {
+      throw usageError(`--forward ${(error as Error).message}`);
+    }
+  });
 }
 
 function parseDisplay(text: string): { enabled: boolean; width: number; height: number } {
@@ -160,11 +190,17 @@ export function settingsFromFlags(flags: SettingsFlags, current?: VmInfo): VmCha
         : { kind: 'default', ...(flags.append ? { append: flags.append } : {}) };
   }
   if (flags.disk !== undefined) changes.disks = flags.disk.map(parseDisk);
-  if (flags.network !== undefined) changes.network = parseNetwork(flags.network, flags.mac);
-  else if (flags.mac !== undefined) {
+  const forwards = parseForwards(flags.forward);
+  if (flags.network !== undefined) changes.network = parseNetwork(flags.network, flags.mac, forwards);
+  else if (flags.mac !== undefined || forwards) {
     const network = current?.spec.network;
     if (!network || network.mode === 'none') throw usageError('--mac needs --network user or tap:<ifname>');
-    changes.network = { ...network, mac: flags.mac };
+    if (forwards && network.mode !== 'user') throw usageError('--forward needs --network user');
+    changes.network = {
+      ...network,
+      ...(flags.mac !== undefined ? { mac: flags.mac } : {}),
+      ...(forwards ? { forwards } : {}),
+    };
   }
   if (flags.display !== undefined) changes.display = parseDisplay(flags.display);
   if (flags.console !== undefined) {
