@@ -282,6 +282,13 @@ if (!launchArg) {
 // The terminal the daemon was started from must not stop the VM.
 process.on('SIGHUP', () => {});
 process.on('SIGINT', () => {});
-const host = new VmHost(decodeLaunch(launchArg));
+const launch = decodeLaunch(launchArg);
+const host = new VmHost(launch);
 process.on('SIGTERM', () => host.terminate());
 host.listen();
+if (process.env.VIREO_FAKE_MACHINE !== '1') {
+  // A vCPU worker boots a Node environment of its own (tens of ms): let them boot while the
+  // supervisor connects and the Machine is built, rather than after (bench/api-roundtrip.ts).
+  const { prestartVcpuWorkers } = await import('../kvm/vcpu-threads.js');
+  prestartVcpuWorkers(launch.config.cpus);
+}
