@@ -1,6 +1,7 @@
 // The whole story in the window, with the built-in guest (a real Linux kernel): made in the
-// wizard, started, its boot watched in the serial console, stopped and deleted. One boot: it takes
-// minutes where KVM emulates guest kernel code, so it is a [boot] test that quick runs leave out.
+// wizard, started, its boot watched in the serial console, stopped; then its kernel kept up
+// without an init and driven with magic SysRq typed in the console; then deleted. Boots take
+// minutes where KVM emulates guest kernel code, so this is a [boot] test quick runs leave out.
 
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
@@ -9,7 +10,7 @@ import { after, before, describe, test } from 'node:test';
 import type { Page } from 'playwright-core';
 import type { ApiClient } from '../core/src/api/client.js';
 import { INIT_READY_MARKER, SHELL_PROMPT } from '../core/src/guest-material/test-protocol.js';
-import { materialSkipReason } from '../tests/support/material.js';
+import { guestMaterial, materialSkipReason } from '../tests/support/material.js';
 import { guestUserspaceSkipReason, slowBootSkipReason } from '../tests/support/tags.js';
 import { artifactPath, browserSkipReason } from './support/browser.js';
 import { consoleText, savedConsoleText, vmRow, waitForConsole } from './support/page.js';
@@ -28,6 +29,8 @@ describe('a Linux VM through the window', {
   let client: ApiClient;
   let page: Page;
 
+  const smallKernel = () => guestMaterial()!.smallKernel.bzImage;
+
   before(async () => {
     session = await openUiSession();
     client = await session.daemon.client();
@@ -37,7 +40,7 @@ describe('a Linux VM through the window', {
     await session?.close();
   });
 
-  test('[boot] create with the built-in guest, start, watch the boot on the console, stop, delete', {
+  test('[boot] create with the built-in guest, start, watch the boot on the console, stop, SysRq typed in, delete', {
     timeout: 40 * MINUTE,
   }, async (t) => {
     await page.goto(session.url);
@@ -86,6 +89,28 @@ describe('a Linux VM through the window', {
     await page.getByRole('button', { name: 'Force off' }).click();
     await page.locator('h1 .state-stopped').waitFor({ timeout: MINUTE });
     assert.match(await consoleText(page), /\S/, 'the console keeps what the guest printed');
+
+    // Typed input that needs no guest user space: the same kernel kept up without an init
+    // (rdinit=/none, a root device that never comes), set in the settings tab, then magic SysRq
+    // on its serial line: BREAK, then h for the help.
+    await page.getByRole('tab', { name: 'Settings' }).click();
+    await page.getByLabel('A Linux kernel').check();
+    await page.getByLabel('Kernel', { exact: true }).fill(smallKernel());
+    await page.getByLabel('Kernel command line').fill('console=ttyS0 rdinit=/none root=/dev/vdz rootwait');
+    await page.getByRole('button', { name: 'Save' }).click();
+    await page.getByText('Saved; the changes apply at the next start.').waitFor();
+    await page.getByRole('tab', { name: 'Console' }).click();
+    await page.getByRole('button', { name: 'Start' }).click();
+    await page.locator('h1 .state-running').waitFor({ timeout: MINUTE });
+    await waitForConsole(page, /Waiting for root device \/dev\/vdz/, 25 * MINUTE);
+    await page.getByRole('button', { name: 'Send BREAK' }).click();
+    await page.keyboard.press('h');
+    await waitForConsole(page, /sysrq: HELP : /, 3 * MINUTE);
+    await screenshot(page, 'boot-console-sysrq');
+    assert.match(await savedConsoleText(page), /sysrq: HELP : .*show-registers\(p\)/);
+    await page.getByRole('button', { name: 'Force off' }).click();
+    await page.locator('h1 .state-stopped').waitFor({ timeout: MINUTE });
+
     const folder = join(session.daemon.paths.vmsDir, id);
     assert.ok(existsSync(folder));
 

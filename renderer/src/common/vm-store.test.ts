@@ -83,6 +83,12 @@ test('state events move a VM along live and land in its log; deleted removes it'
     vm: 'web',
     status: { state: 'running', since: '2026-01-01T00:01:00Z' },
   });
+  script.notify('event', {
+    kind: 'state',
+    vm: 'web',
+    status: { state: 'running', since: '2026-01-01T00:01:00Z', pid: 42 },
+  });
+  assert.equal(store.getState().vms[0]?.status.pid, 42);
   assert.equal(store.getState().vms[0]?.status.state, 'running');
   script.notify('event', {
     kind: 'state',

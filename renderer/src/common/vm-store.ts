@@ -113,7 +113,9 @@ export function createVmStore(client: VireoClient, now: () => Date = () => new D
           const known = get().vms.find((info) => info.spec.id === event.vm);
           if (!known) return;
           set((state) => ({ vms: upsert(state.vms, { spec: known.spec, status: event.status }) }));
-          note(event.vm, describeState(event.status));
+          // A state is reported again when its details change (the VM host's pid): logged once.
+          const text = describeState(event.status);
+          if (get().log[event.vm]?.at(-1)?.text !== text) note(event.vm, text);
           return;
         }
         case 'created':

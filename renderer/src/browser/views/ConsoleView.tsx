@@ -47,7 +47,7 @@ function saveText(name: string, text: string): void {
   setTimeout(() => URL.revokeObjectURL(url), 0);
 }
 
-export function ConsoleView({ vm }: { vm: string }) {
+export function ConsoleView({ vm, serial }: { vm: string; serial: boolean }) {
   const { client } = useServices();
   const box = useRef<HTMLElement>(null);
   const terminalRef = useRef<Terminal>(undefined);
@@ -114,6 +114,22 @@ export function ConsoleView({ vm }: { vm: string }) {
   return (
     <>
       <div className="console-toolbar">
+        {serial && (
+          <button
+            type="button"
+            title="Magic SysRq: a BREAK on the serial line, then the key you type (h lists them)"
+            onClick={() => {
+              client
+                .call('console.write', { vm, data: '', break: true })
+                .catch((error) =>
+                  terminalRef.current?.write(`\r\n\x1b[31m[BREAK: ${describeError(error)}]\x1b[0m\r\n`),
+                );
+              terminalRef.current?.focus();
+            }}
+          >
+            Send BREAK
+          </button>
+        )}
         <button
           type="button"
           onClick={() =>

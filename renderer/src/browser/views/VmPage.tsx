@@ -97,7 +97,7 @@ export function VmPage({ id, tab }: { id: string; tab: VmTab }) {
       <div role="tabpanel" id={`panel-${tab}`} aria-labelledby={`tab-${tab}`} className="tab-panel">
         {tab === 'console' && (
           <Suspense fallback={<p className="state-note">Loading the console…</p>}>
-            <ConsoleView vm={id} />
+            <ConsoleView vm={id} serial={vm.spec.console.kind === 'serial'} />
           </Suspense>
         )}
         {tab === 'details' && <Details vm={vm} />}

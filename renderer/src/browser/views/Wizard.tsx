@@ -174,7 +174,7 @@ export function Review({ form }: { form: WizardForm }) {
       <dt>Network</dt>
       <dd>
         {form.network === 'none' ? 'none' : form.network === 'user' ? 'user-mode' : `tap ${form.tap}`}
-        {form.mac && ` (${form.mac})`}
+        {form.network !== 'none' && form.mac && ` (${form.mac})`}
       </dd>
       <dt>Console</dt>
       <dd>{form.console === 'serial' ? 'serial port (ttyS0)' : 'virtio console (hvc0)'}</dd>
