@@ -216,6 +216,11 @@ async function main(): Promise<void> {
         `random IOPS above QEMU (${aboveQemu === undefined ? 'n/a' : `${aboveQemu.toFixed(2)}x QEMU: ${aboveQemu > 1 ? 'met' : 'NOT met'}`}); ` +
         `random vs host ${random.get(VIREO)?.toFixed(2) ?? 'n/a'}x`,
     );
+    console.log('samples (IOPS | MiB/s):');
+    for (const [name, runs] of samples) {
+      const text = (v: number | string) => (typeof v === 'number' ? v.toFixed(0) : 'n/a');
+      console.log(`  ${name}: ${runs.map((r) => `${text(r.iops)} | ${text(r.mibPerSecond)}`).join(', ')}`);
+    }
   } finally {
     rmSync(work, { recursive: true, force: true });
   }
