@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { startVireo } from '../../../../tests/support/vireo-process.js';
 import { syntheticElf } from '../../x86/synthetic-kernels.js';
+import { parseDisk } from './run.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'vireo-run-args-'));
 after(() => rmSync(dir, { recursive: true }));
@@ -81,4 +82,16 @@ test('vireo run --help describes the options and the exit statuses', async () =>
   for (const option of ['--kernel', '--initrd', '--append', '--memory', '--cpus', 'Exit status']) {
     assert.ok(output.includes(option), `help mentions ${option}`);
   }
+});
+
+test('--disk takes readonly/ro and direct in any order after the path', () => {
+  const image = join(dir, 'disk,with,commas.img');
+  writeFileSync(image, new Uint8Array(4096));
+  assert.deepEqual(parseDisk(image), { path: image, readOnly: false, direct: false });
+  assert.deepEqual(parseDisk(`${image},direct,ro`), { path: image, readOnly: true, direct: true });
+  assert.deepEqual(parseDisk(`${image},readonly,direct`), { path: image, readOnly: true, direct: true });
+  assert.throws(
+    () => parseDisk(`${join(dir, 'missing.img')},direct`),
+    /cannot read and write .*missing\.img.*ENOENT/,
+  );
 });

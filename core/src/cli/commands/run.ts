@@ -46,8 +46,8 @@ export function registerRunCommand(program: Command): void {
     .option('--cpus <n>', 'number of virtual CPUs', '1')
     .option('--cpu-profile <name>', 'CPUID profile: auto, host or emulation-safe', 'auto')
     .option(
-      '--disk <path[,readonly]>',
-      'a raw disk image as virtio-blk (/dev/vda, vdb, ... in order); repeatable',
+      '--disk <path[,readonly][,direct]>',
+      'a raw disk image as virtio-blk (/dev/vda, vdb, ... in order); direct: O_DIRECT, bypassing the host page cache; repeatable',
       collect,
       [],
     )
@@ -84,13 +84,18 @@ function checkReadableFile(what: string, path: string): void {
   }
 }
 
-/** `PATH[,readonly]` (also `ro`): the image must exist, and be writable unless read-only. */
-export function parseDisk(spec: string): { path: string; readOnly: boolean } {
+/**
+ * `PATH[,readonly][,direct]` (`ro` for readonly; the options in any order): the image must exist,
+ * and be writable unless read-only. `direct` opens it with O_DIRECT (QEMU's cache=none).
+ */
+export function parseDisk(spec: string): { path: string; readOnly: boolean; direct: boolean } {
   const parts = spec.split(',');
   let readOnly = false;
-  while (parts.length > 1 && ['readonly', 'ro'].includes(parts.at(-1)!)) {
-    parts.pop();
-    readOnly = true;
+  let direct = false;
+  while (parts.length > 1 && ['readonly', 'ro', 'direct'].includes(parts.at(-1)!)) {
+    const option = parts.pop()!;
+    if (option === 'direct') direct = true;
+    else readOnly = true;
   }
   const path = parts.join(',');
   if (path === '') throw usageError(`--disk '${spec}': no image path`);
@@ -102,7 +107,7 @@ export function parseDisk(spec: string): { path: string; readOnly: boolean } {
     const code = (error as NodeJS.ErrnoException).code ?? 'unknown error';
     throw usageError(`--disk: cannot ${readOnly ? 'read' : 'read and write'} '${path}': ${code}`);
   }
-  return { path, readOnly };
+  return { path, readOnly, direct };
 }
 
 function parseCpus(text: string): number {
