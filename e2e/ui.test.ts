@@ -255,6 +255,10 @@ describe('the window in Chromium, browser mode', { skip: browserSkipReason() || 
     await page.getByLabel('Bridged (tap)').check();
     await page.getByLabel('MAC address (optional)').fill('01:00:00:00:00:01');
     await page.locator('#field-mac-error').getByText('a MAC address must be unicast').waitFor();
+    await page.getByLabel('User-mode (passt)').check();
+    await page.getByLabel('Port forwards (optional)').fill('tcp:8080:80, 99999:22');
+    await page.locator('#field-forwards-error').getByText(/99999/).waitFor();
+    await screenshot(page, 'wizard-network-errors');
     await page.getByLabel('None').check();
     await page.getByRole('button', { name: 'Next' }).click();
     await page.getByRole('heading', { name: 'Console' }).waitFor();

@@ -39,6 +39,10 @@ test("the schema's messages land on the fields people typed in", () => {
   assert.equal(errors.memory, 'memory must be a multiple of 2M');
   assert.equal(errors.tap, 'a tap interface name is 1-15 characters');
   assert.equal(errors.mac, 'a MAC address must be unicast');
+  assert.match(
+    checkForm(form({ network: 'user', forwards: 'tcp:8080:80, 99999:22' })).errors.forwards ?? '',
+    /99999/,
+  );
   assert.deepEqual(Object.keys(errorsOfStep(errors, 'resources')).sort(), ['cpus', 'memory']);
 });
 
@@ -99,6 +103,7 @@ test('a spec comes back as the form it was made from', () => {
       cpus: '2',
       memory: '1G',
       network: 'user',
+      forwards: '8022:22 udp:0.0.0.0:5353:53',
     }),
   );
   const spec = {
@@ -114,6 +119,11 @@ test('a spec comes back as the form it was made from', () => {
   assert.equal(back.initrd, '/i');
   assert.equal(back.memory, '1G');
   assert.equal(back.network, 'user');
+  assert.equal(
+    back.forwards,
+    'tcp:127.0.0.1:8022:22, udp:0.0.0.0:5353:53',
+    'forwards survive a settings edit',
+  );
   assert.deepEqual(back.disks, [{ kind: 'existing', path: '/d.img', readonly: true }]);
   assert.deepEqual(checkForm(back).errors, {});
 });

@@ -4,6 +4,7 @@
 
 import { type Disk, type NewDisk, VmCreateParams, type VmSpec } from '../../../core/src/api/schema.js';
 import { formatSize, parseSize } from '../../../core/src/api/size.js';
+import { formatPortForward, type PortForward, parsePortForward } from '../../../core/src/net/config.js';
 import type { HostInfo } from './vm-store.js';
 
 /** Where the guest comes from. A disk image boots through a kernel with the image as its root. */
@@ -25,6 +26,8 @@ export interface WizardForm {
   network: 'none' | 'user' | 'tap';
   tap: string;
   mac: string;
+  /** With user networking: host-to-guest port forwards as typed, e.g. `tcp:8080:80, 8022:22`. */
+  forwards: string;
   console: 'serial' | 'virtio';
 }
 
@@ -44,6 +47,7 @@ export function emptyForm(): WizardForm {
     network: 'none',
     tap: '',
     mac: '',
+    forwards: '',
     console: 'serial',
   };
 }
@@ -64,6 +68,7 @@ export function formFromSpec(spec: VmSpec): WizardForm {
   form.network = spec.network.mode;
   if (spec.network.mode !== 'none') form.mac = spec.network.mac ?? '';
   if (spec.network.mode === 'tap') form.tap = spec.network.tap;
+  if (spec.network.mode === 'user') form.forwards = spec.network.forwards.map(formatPortForward).join(', ');
   form.console = spec.console.kind;
   return form;
 }
@@ -82,7 +87,7 @@ export const STEPS = [
   { id: 'source', title: 'Source', fields: ['name', 'source', 'kernel', 'initrd', 'cmdline', 'image'] },
   { id: 'resources', title: 'Resources', fields: ['cpus', 'memory'] },
   { id: 'disks', title: 'Disks', fields: ['disks'] },
-  { id: 'network', title: 'Network', fields: ['network', 'tap', 'mac'] },
+  { id: 'network', title: 'Network', fields: ['network', 'tap', 'mac', 'forwards'] },
   { id: 'console', title: 'Console', fields: ['console'] },
   { id: 'review', title: 'Review', fields: [] },
 ] as const;
@@ -149,6 +154,17 @@ export function checkForm(form: WizardForm, context: Context = {}): Checked {
     }
   });
 
+  const forwards: PortForward[] = [];
+  if (form.network === 'user') {
+    for (const text of form.forwards.split(/[\s,]+/).filter(Boolean)) {
+      try {
+        forwards.push(parsePortForward(text));
+      } catch (error) {
+        errors.forwards ??= (error as Error).message;
+      }
+    }
+  }
+
   const params: VmCreateParams = {
     name: form.name,
     cpus,
@@ -169,6 +185,7 @@ export function checkForm(form: WizardForm, context: Context = {}): Checked {
         : ({
             mode: form.network,
             ...(form.network === 'tap' && { tap: form.tap }),
+            ...(form.network === 'user' && { forwards }),
             ...(form.mac.trim() && { mac: form.mac.trim() }),
           } as VmCreateParams['network']),
     console: { kind: form.console },
@@ -203,7 +220,7 @@ function formField(path: PropertyKey[], diskField: string[]): string {
     case 'disks':
       return typeof next === 'number' ? (diskField[next] ?? 'disks') : 'disks';
     case 'network':
-      return next === 'mac' || next === 'tap' ? next : 'network';
+      return next === 'mac' || next === 'tap' || next === 'forwards' ? next : 'network';
     case 'console':
       return 'console';
     default:

@@ -4,6 +4,7 @@
 import { type KeyboardEvent, lazy, Suspense, useMemo, useState } from 'react';
 import type { VmInfo } from '../../../../core/src/api/schema.js';
 import { formatSize } from '../../../../core/src/api/size.js';
+import { formatPortForward } from '../../../../core/src/net/config.js';
 import { describeError } from '../../common/client.js';
 import { actionAllowed } from '../../common/vm-actions.js';
 import { formFromSpec } from '../../common/wizard.js';
@@ -170,6 +171,10 @@ function Details({ vm }: { vm: VmInfo }) {
       <dd>
         {spec.network.mode}
         {spec.network.mode === 'tap' && ` ${spec.network.tap}`}
+        {spec.network.mode !== 'none' && spec.network.mac && `, MAC ${spec.network.mac}`}
+        {spec.network.mode === 'user' &&
+          spec.network.forwards.length > 0 &&
+          `, forwards ${spec.network.forwards.map(formatPortForward).join(', ')}`}
       </dd>
       <dt>Console</dt>
       <dd>{spec.console.kind}</dd>
@@ -201,7 +206,10 @@ function Settings({ vm }: { vm: VmInfo }) {
     }
     setSaving(true);
     try {
-      await store.getState().update(vm.spec.id, params);
+      // The console's history size is not on the form: kept as it is.
+      await store
+        .getState()
+        .update(vm.spec.id, { ...params, console: { ...vm.spec.console, ...params.console } });
       setResult({ ok: true, text: 'Saved; the changes apply at the next start.' });
     } catch (error) {
       setResult({ ok: false, text: describeError(error) });

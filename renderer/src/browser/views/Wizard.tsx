@@ -175,6 +175,7 @@ export function Review({ form }: { form: WizardForm }) {
       <dd>
         {form.network === 'none' ? 'none' : form.network === 'user' ? 'user-mode' : `tap ${form.tap}`}
         {form.network !== 'none' && form.mac && ` (${form.mac})`}
+        {form.network === 'user' && form.forwards.trim() && `, forwards ${form.forwards.trim()}`}
       </dd>
       <dt>Console</dt>
       <dd>{form.console === 'serial' ? 'serial port (ttyS0)' : 'virtio console (hvc0)'}</dd>

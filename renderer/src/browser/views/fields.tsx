@@ -314,7 +314,7 @@ export function NetworkSection({ form, errors, change }: SectionProps) {
     <>
       <Choice
         name="network"
-        legend="Network"
+        legend="How the VM reaches the network"
         value={form.network}
         error={errors.network}
         options={[
@@ -332,6 +332,17 @@ export function NetworkSection({ form, errors, change }: SectionProps) {
           error={errors.tap}
           placeholder="tap0"
           onChange={(tap) => change({ tap }, ['tap'])}
+        />
+      )}
+      {form.network === 'user' && (
+        <TextField
+          name="forwards"
+          label="Port forwards (optional)"
+          value={form.forwards}
+          error={errors.forwards}
+          placeholder="tcp:8080:80, 8022:22"
+          hint="[tcp|udp:][address:]host port:guest port, separated by commas; the address is 127.0.0.1 unless given."
+          onChange={(forwards) => change({ forwards }, ['forwards'])}
         />
       )}
       {form.network !== 'none' && (
@@ -352,7 +363,7 @@ export function ConsoleSection({ form, errors, change }: SectionProps) {
   return (
     <Choice
       name="console"
-      legend="Console"
+      legend="The console the terminal shows"
       value={form.console}
       error={errors.console}
       options={[
