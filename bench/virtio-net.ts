@@ -14,11 +14,10 @@
 //
 // Run (root for the tap part): node dist/bench/virtio-net.js [--small 200000] [--large 100000]
 //   [--echo 20000] [--window 16] [--repeat 1] [--echo-guest]
-import { type ChildProcessWithoutNullStreams, execFileSync, spawn } from 'node:child_process';
-import { closeSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { networkInterfaces, tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { execFileSync, spawn } from 'node:child_process';
+import { closeSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { NetBackend } from '../core/src/net/backend.js';
 import { macBytes } from '../core/src/net/mac.js';
@@ -26,16 +25,17 @@ import { netAddon } from '../core/src/net/native-net.js';
 import { findPasst, PasstBackend } from '../core/src/net/passt.js';
 import { TapBackend } from '../core/src/net/tap.js';
 import { kvmSkipReason } from '../tests/support/tags.js';
+import { describeFailure, type GuestRun, phases, runInQemu, runInVireo } from './lib/bench-guest.js';
+import { qemuImage, qemuUnavailable } from './lib/guest-image.js';
 import {
-  BENCH_BAR_BASE,
-  BENCH_GUEST_RAM,
-  describeFailure,
-  type GuestRun,
-  phases,
-  runInQemu,
-  runInVireo,
-} from './lib/bench-guest.js';
-import { benchGuest, qemuImage, qemuUnavailable, withParams } from './lib/guest-image.js';
+  LARGE_PAYLOAD,
+  netBenchGuest,
+  type Peer,
+  type PeerCounts,
+  passtAddresses,
+  SMALL_PAYLOAD,
+  startPeer,
+} from './lib/net-peer.js';
 import { medianRow, printFigure } from './lib/report.js';
 
 const { values } = parseArgs({
@@ -60,7 +60,6 @@ const NS = `vireo-bench-net-${process.pid}`;
 const TAP = `vbtap${process.pid % 100000}`;
 const TAP_PEER = '10.78.0.1';
 const TAP_GUEST = '10.78.0.2';
-const peerScript = join(dirname(fileURLToPath(import.meta.url)), 'lib', 'udp-peer.js');
 
 interface Rates {
   smallPps: number | string;
@@ -72,83 +71,8 @@ interface Rates {
   note: string;
 }
 
-function ipNumber(text: string): number {
-  return text.split('.').reduce((n, part) => n * 256 + Number(part), 0);
-}
-
-/** What passt gives a guest here: the host's address on the default route, and its gateway. */
-function passtAddresses(): { guest: string; peer: string } | string {
-  const route = readFileSync('/proc/net/route', 'utf8')
-    .split('\n')
-    .slice(1)
-    .map((line) => line.trim().split(/\s+/))
-    .find((fields) => fields[1] === '00000000');
-  if (!route) return 'no default route (passt needs one to take its addresses from)';
-  const gatewayHex = route[2]!;
-  const peer = [6, 4, 2, 0].map((i) => Number.parseInt(gatewayHex.slice(i, i + 2), 16)).join('.');
-  const guest = networkInterfaces()[route[0]!]?.find((a) => a.family === 'IPv4')?.address;
-  if (!guest) return `no IPv4 address on ${route[0]}`;
-  return { guest, peer };
-}
-
-interface PeerCounts {
-  sinkFrames: number;
-  sinkBytes: number;
-  bySize: Record<number, number>;
-  echoed: number;
-}
-
-/** UDP payload bytes of the guest's 60- and 1514-byte frames (Ethernet, IPv4 and UDP headers off). */
-const SMALL_PAYLOAD = 60 - 42;
-const LARGE_PAYLOAD = 1514 - 42;
-
-interface Peer {
-  sinkPort: number;
-  echoPort: number;
-  stop(): Promise<PeerCounts>;
-}
-
-/** The UDP sink and echo server on `address` (inside the bench namespace when `inNamespace`). */
-async function startPeer(address: string, inNamespace: boolean): Promise<Peer> {
-  const node = [process.execPath, peerScript, address, '0', '0'];
-  const child: ChildProcessWithoutNullStreams = inNamespace
-    ? spawn('ip', ['netns', 'exec', NS, ...node])
-    : spawn(node[0]!, node.slice(1));
-  let out = '';
-  child.stdout.setEncoding('utf8').on('data', (text: string) => {
-    out += text;
-  });
-  child.stderr.setEncoding('utf8').on('data', (text: string) => process.stderr.write(`  peer: ${text}`));
-  const ports = await new Promise<number[]>((resolve, reject) => {
-    child.on('exit', (code) => reject(new Error(`the UDP peer exited (${code}): ${out}`)));
-    child.stdout.on('data', () => {
-      const match = /^ready (\d+) (\d+)\n/.exec(out);
-      if (match) resolve([Number(match[1]), Number(match[2])]);
-    });
-  });
-  return {
-    sinkPort: ports[0]!,
-    echoPort: ports[1]!,
-    stop: () =>
-      new Promise((resolve) => {
-        child.removeAllListeners('exit');
-        child.on('exit', () => resolve(JSON.parse(out.split('\n')[1]!)));
-        child.stdin.end();
-      }),
-  };
-}
-
 function guestFor(guestIp: string, peerIp: string, peer: Peer): Uint8Array {
-  return withParams(benchGuest('virtio-net-bench'), [
-    BENCH_GUEST_RAM,
-    BENCH_BAR_BASE,
-    (BigInt(ipNumber(guestIp)) << 32n) | BigInt(ipNumber(peerIp)),
-    (peer.sinkPort << 16) | peer.echoPort,
-    SMALL,
-    LARGE,
-    ECHO,
-    WINDOW,
-  ]);
+  return netBenchGuest({ guestIp, peerIp, peer, small: SMALL, large: LARGE, echo: ECHO, window: WINDOW });
 }
 
 /**
@@ -221,7 +145,7 @@ async function passtRuns(work: string, add: (name: string, r: Rates) => void, qe
   const addresses = passtAddresses();
   if (typeof addresses === 'string') throw new Error(addresses);
   {
-    const peer = await startPeer('127.0.0.1', false);
+    const peer = await startPeer('127.0.0.1');
     const guest = guestFor(addresses.guest, addresses.peer, peer);
     const run = await vireoRun(
       guest,
@@ -230,7 +154,7 @@ async function passtRuns(work: string, add: (name: string, r: Rates) => void, qe
     add('Vireo + passt', rates(run, await peer.stop()));
   }
   if (!qemu) return;
-  const peer = await startPeer('127.0.0.1', false);
+  const peer = await startPeer('127.0.0.1');
   const guest = guestFor(addresses.guest, addresses.peer, peer);
   // Started as root, passt binds its socket as nobody: in /tmp itself, not in a private directory.
   const socket = join(tmpdir(), `vireo-bench-passt-${process.pid}.socket`);
@@ -267,7 +191,7 @@ async function tapRuns(work: string, add: (name: string, r: Rates) => void, qemu
   {
     const backend = TapBackend.open(TAP, { log: () => {} });
     plugTap();
-    const peer = await startPeer(TAP_PEER, true);
+    const peer = await startPeer(TAP_PEER, NS);
     const run = await vireoRun(guestFor(TAP_GUEST, TAP_PEER, peer), backend);
     add('Vireo + tap', rates(run, await peer.stop()));
   }
@@ -276,7 +200,7 @@ async function tapRuns(work: string, add: (name: string, r: Rates) => void, qemu
   const { fd } = addon.tapOpen(TAP, addon.IFF_TAP | addon.IFF_NO_PI | addon.IFF_VNET_HDR);
   try {
     plugTap();
-    const peer = await startPeer(TAP_PEER, true);
+    const peer = await startPeer(TAP_PEER, NS);
     const run = await runInQemu(
       qemuImage(guestFor(TAP_GUEST, TAP_PEER, peer), work, 'virtio-net-tap'),
       ['-netdev', 'tap,id=n0,fd=3,vhost=off', '-device', device],
