@@ -229,15 +229,14 @@ export class PasstBackend implements NetBackend {
       const onLost = (why: string) => {
         if (lost || this.session !== session) return;
         lost = true;
-        this.lost(session, `${why}${said()}`);
+        this.lost(session, why);
       };
-      session.child.once('exit', (code, signal) =>
-        onLost(
-          signal === 'SIGTERM'
-            ? 'the connection to passt closed'
-            : `passt exited (${signal ?? `status ${code}`})`,
-        ),
-      );
+      session.child.once('exit', (code, signal) => {
+        if (signal === 'SIGTERM') onLost('the connection to passt closed');
+        // Killed, passt said nothing about it; failing, its last lines say why.
+        else if (signal) onLost(`passt exited (${signal})`);
+        else onLost(`passt exited (status ${code})${code === 0 ? '' : said()}`);
+      });
       // passt's end closes when passt dies, or our end broke: either way this passt is done, and
       // its exit (SIGTERM when it was us) says which.
       session.socket.once('close', () => session.child.kill('SIGTERM'));
