@@ -10,9 +10,11 @@ import { after, before, test } from 'node:test';
 import { RX_QUEUE, TX_QUEUE, VirtioNet } from '../devices/virtio/net/device.js';
 import {
   NET_HDR_SIZE,
+  VIRTIO_NET_F_GUEST_CSUM,
   VIRTIO_NET_F_MAC,
   VIRTIO_NET_F_MRG_RXBUF,
   VIRTIO_NET_F_STATUS,
+  VIRTIO_NET_HDR_F_NEEDS_CSUM,
 } from '../devices/virtio/net/header.js';
 import { featureBit, VIRTIO_F_VERSION_1 } from '../devices/virtio/pci/device.js';
 import { activateDevice, type DeviceHarness, waitFor } from '../devices/virtio/pci/test-context.js';
@@ -80,14 +82,19 @@ after(() => {
 class TestGuest {
   readonly h: DeviceHarness;
   private readonly rxBuffers = new Map<number, number>();
-  readonly received: ParsedFrame[] = [];
+  /** Frames taken from the ring, each with its virtio-net header's flags byte. */
+  readonly received: (ParsedFrame & { hdrFlags: number })[] = [];
 
-  constructor(readonly device: VirtioNet) {
+  constructor(
+    readonly device: VirtioNet,
+    extraFeatures = 0n,
+  ) {
     const features =
       featureBit(VIRTIO_F_VERSION_1) |
       featureBit(VIRTIO_NET_F_MAC) |
       featureBit(VIRTIO_NET_F_STATUS) |
-      featureBit(VIRTIO_NET_F_MRG_RXBUF);
+      featureBit(VIRTIO_NET_F_MRG_RXBUF) |
+      extraFeatures;
     this.h = activateDevice(device, features);
     this.refill();
   }
@@ -108,7 +115,7 @@ class TestGuest {
   }
 
   /** Waits for a received frame `match` accepts (frames that do not match stay in `received`). */
-  take(what: string, match: (f: ParsedFrame) => boolean): Promise<ParsedFrame> {
+  take(what: string, match: (f: ParsedFrame) => boolean): Promise<ParsedFrame & { hdrFlags: number }> {
     const rx = this.h.drivers[RX_QUEUE]!;
     return waitFor(
       what,
@@ -118,7 +125,7 @@ class TestGuest {
           this.rxBuffers.delete(used.id);
           const bytes = rx.memory.read(addr, used.len);
           assert.equal(bytes[10], 1, 'one buffer per frame');
-          this.received.push(parseFrame(bytes.subarray(NET_HDR_SIZE)));
+          this.received.push({ ...parseFrame(bytes.subarray(NET_HDR_SIZE)), hdrFlags: bytes[0]! });
         }
         this.refill();
         const index = this.received.findIndex(match);
@@ -150,7 +157,7 @@ test('opening something that is not a tap says so', { skip }, () => {
   assert.throws(() => TapBackend.open('lo', { log: () => {} }), /lo exists and is not a tap device/);
 });
 
-test('host and guest exchange ARP and UDP over a tap on a bridge; the tap vanishing takes the link down', {
+test('host and guest exchange ARP and UDP over a tap on a bridge; checksum offload as negotiated; the tap vanishing takes the link down', {
   skip,
 }, async () => {
   const logs: string[] = [];
@@ -163,7 +170,8 @@ test('host and guest exchange ARP and UDP over a tap on a bridge; the tap vanish
     ip('link', 'set', TAP, 'netns', NS);
     inNs('ip', 'link', 'set', TAP, 'master', 'br0');
     inNs('ip', 'link', 'set', TAP, 'up');
-    const guest = new TestGuest(device);
+    // With GUEST_CSUM the tap may hand over datagrams whose checksum is left to the guest.
+    let guest = new TestGuest(device, featureBit(VIRTIO_NET_F_GUEST_CSUM));
     assert.equal(device.link, true);
 
     // Guest -> host: ARP for the host's address, answered through the bridge.
@@ -173,12 +181,21 @@ test('host and guest exchange ARP and UDP over a tap on a bridge; the tap vanish
 
     // Host -> guest: a UDP datagram (the host learns the guest's MAC from a static entry).
     inNs('ip', 'neigh', 'replace', GUEST_IP, 'lladdr', '52:54:00:77:00:02', 'dev', 'vhost');
-    await nodeInNs(
-      `require('dgram').createSocket('udp4').send('hello guest', 7777, '${GUEST_IP}', (e, n, s) => process.exit(e ? 1 : 0))`,
-    );
+    const hostSends = () =>
+      nodeInNs(
+        `require('dgram').createSocket('udp4').send('hello guest', 7777, '${GUEST_IP}', (e, n, s) => process.exit(e ? 1 : 0))`,
+      );
+    await hostSends();
     const datagram = await guest.take('UDP from the host', (f) => f.udp?.dstPort === 7777);
     assert.equal(new TextDecoder().decode(datagram.udp!.data), 'hello guest');
     assert.equal(datagram.ip!.src, HOST_IP);
+    assert.equal(datagram.hdrFlags, VIRTIO_NET_HDR_F_NEEDS_CSUM, 'the checksum was left to the guest');
+    // A driver without GUEST_CSUM: the tap is told (TUNSETOFFLOAD) and completes checksums itself.
+    device.reset();
+    guest = new TestGuest(device);
+    await hostSends();
+    const complete = await guest.take('UDP from the host again', (f) => f.udp?.dstPort === 7777);
+    assert.equal(complete.hdrFlags & VIRTIO_NET_HDR_F_NEEDS_CSUM, 0, 'a complete checksum');
 
     // Guest -> host: a UDP datagram to a listener in the namespace.
     const listener = nodeInNs(
