@@ -6,7 +6,7 @@ import { describe } from 'node:test';
 import { guestMaterial, materialSkipReason } from '../../../tests/support/material.js';
 import { bootTest, guestUserspaceSkipReason, slowBootSkipReason } from '../../../tests/support/tags.js';
 import { startVireo, type VireoRun } from '../../../tests/support/vireo-process.js';
-import { INIT_READY_MARKER, testScriptParameter } from '../guest-material/test-protocol.js';
+import { INIT_READY_MARKER, SHELL_PROMPT, testScriptParameter } from '../guest-material/test-protocol.js';
 
 const MINUTE = 60_000;
 const material = guestMaterial();
@@ -25,7 +25,24 @@ function assertKernelSawTheMachine(log: string, cpus: number): void {
   assert.doesNotMatch(log, /can't derive routing for PCI INT|PCI INT [A-D]: no GSI/, 'INTx routed by _PRT');
   if (cpus > 1)
     assert.match(log, new RegExp(`Brought up 1 node, ${cpus} CPUs`), 'application processors started');
-  assert.match(log, /Run \/init as init process/, 'the kernel started /init');
+}
+
+/**
+ * Magic SysRq through `vireo run`: Ctrl-A b (a break on the line: a NUL with LSR.BI and a
+ * line-status interrupt), then `key`, until `expected` shows. A break that arrives while the
+ * kernel writes to its console is lost in the guest: the console path reads LSR and Linux keeps
+ * no LSR error bits across reads for the legacy ISA ports (lsr_save_mask 0), so the NUL and the
+ * key become plain input. Hence the retries; the kernel prints nothing between them.
+ */
+async function sysrq(vm: VireoRun, key: string, expected: RegExp): Promise<string> {
+  for (let attempt = 1; ; attempt++) {
+    vm.type(`\x01b${key}`);
+    try {
+      return await vm.waitFor(expected, 2 * MINUTE);
+    } catch (error) {
+      if (attempt === 3 || vm.child.exitCode !== null) throw error;
+    }
+  }
 }
 
 async function stopAndWait(vm: VireoRun): Promise<void> {
@@ -35,30 +52,32 @@ async function stopAndWait(vm: VireoRun): Promise<void> {
 
 describe('Linux boots', { skip: slowBootSkipReason() || materialSkipReason() }, () => {
   bootTest(
-    'the built-in guest (small kernel, bzImage) boots to a shell on the serial console',
-    async (t) => {
+    'the built-in guest (small kernel, bzImage) answers magic SysRq on a serial break and powers off through ACPI',
+    async () => {
       // One vCPU: a 2-vCPU boot of this kernel made no console progress for 13 minutes on an
       // emulating host (open: see the issue notes); SMP start-up is covered by the kvm guests.
-      const vm = startVireo(['run', '--cpus', '1', '--memory', '128M']);
+      // No init (rdinit names nothing) and a root device that never comes: the kernel sits in
+      // rootwait with interrupts on and /dev/console open (so the UART's receive interrupt is
+      // enabled), which needs no guest user space, so it runs on every host.
+      const vm = startVireo([
+        'run',
+        '--cpus',
+        '1',
+        '--memory',
+        '128M',
+        '--net',
+        'none',
+        '--append',
+        'console=ttyS0 panic=-1 rdinit=/none root=/dev/vdz rootwait',
+      ]);
       try {
-        const log = await vm.waitFor(/Run \/init as init process/, 25 * MINUTE);
+        const log = await vm.waitFor(/Waiting for root device \/dev\/vdz/, 25 * MINUTE);
         assertKernelSawTheMachine(log, 1);
-        const skip = guestUserspaceSkipReason();
-        if (skip) {
-          t.diagnostic(`user space not checked: ${skip}`);
-          return;
-        }
-        await vm.waitFor(new RegExp(INIT_READY_MARKER), 5 * MINUTE);
-        // Busybox asks for the cursor position (ESC[6n) after each prompt.
-        await vm.waitFor(new RegExp(`# (${String.fromCharCode(27)}\\[6n)?$`, 'm'), 2 * MINUTE);
-        // Typed input reaches the guest through the UART's receive interrupt.
-        vm.type('echo vireo-$((6*7))\n');
-        await vm.waitFor(/vireo-42/, 2 * MINUTE);
-        vm.type('echo cpus=$(grep -c ^processor /proc/cpuinfo)\n');
-        assert.match(await vm.waitFor(/cpus=\d+/, 2 * MINUTE), /cpus=1/);
-        vm.type('poweroff -f\n');
+        // 'h' is no SysRq command, so the kernel lists them all.
+        await sysrq(vm, 'h', /sysrq: HELP : .*poweroff\(o\)/);
+        await sysrq(vm, 'o', /sysrq: Power Off/);
         const { code } = await vm.exited;
-        assert.equal(code, 0, 'a guest poweroff ends vireo run with status 0');
+        assert.equal(code, 0, 'SysRq o powers off through ACPI S5: vireo run ends with status 0');
       } finally {
         await stopAndWait(vm);
       }
@@ -84,6 +103,8 @@ describe('Linux boots', { skip: slowBootSkipReason() || materialSkipReason() }, 
       try {
         const log = await vm.waitFor(/Run \/init as init process/, 20 * MINUTE);
         assertKernelSawTheMachine(log, 1);
+        // Kernel-only checks of further devices (network, disks) belong here: they run on every host.
+
         const skip = guestUserspaceSkipReason();
         if (skip) {
           t.diagnostic(`user space not checked: ${skip}`);
@@ -100,4 +121,57 @@ describe('Linux boots', { skip: slowBootSkipReason() || materialSkipReason() }, 
     },
     { timeout: 25 * MINUTE },
   );
+});
+
+/**
+ * Why the stock-kernel boots cannot run here, or false. They need guest user space (a shell typed
+ * into), which an emulating host cannot run; such a host would also take 30+ minutes to boot the
+ * stock kernel (its decompressor and initcalls in the instruction emulator), more than CI has.
+ */
+function stockKernelSkipReason(): string | false {
+  const userspace = guestUserspaceSkipReason();
+  if (!userspace) return false;
+  return `${userspace}; booting the stock Debian kernel here would also take 30+ minutes`;
+}
+
+describe('the stock Debian kernel', {
+  skip: slowBootSkipReason() || materialSkipReason() || stockKernelSkipReason(),
+}, () => {
+  for (const entry of ['bzImage', 'PVH'] as const) {
+    bootTest(
+      `the stock kernel boots (${entry}) with the test initramfs, runs a typed command and powers off`,
+      async () => {
+        const kernel = entry === 'bzImage' ? material!.debianKernel.bzImage : material!.debianKernel.vmlinux;
+        const vm = startVireo([
+          'run',
+          '--kernel',
+          kernel,
+          '--initrd',
+          material!.initramfs,
+          '--memory',
+          '512M',
+          '--net',
+          'none',
+          '--append',
+          'console=ttyS0 panic=-1',
+        ]);
+        try {
+          const log = await vm.waitFor(/Run \/init as init process/, 10 * MINUTE);
+          assertKernelSawTheMachine(log, 1);
+          await vm.waitFor(new RegExp(INIT_READY_MARKER), 5 * MINUTE);
+          await vm.waitFor(SHELL_PROMPT, 2 * MINUTE);
+          // Typed input reaches the shell through the UART's receive interrupt.
+          vm.type('echo vireo-$((6*7)) $(uname -r)\n');
+          const out = await vm.waitFor(/vireo-42 \S+/, 2 * MINUTE);
+          assert.match(out, new RegExp(`vireo-42 ${material!.debianKernel.release.replaceAll('.', '\\.')}`));
+          vm.type('poweroff -f\n');
+          const { code } = await vm.exited;
+          assert.equal(code, 0, 'a guest poweroff ends vireo run with status 0');
+        } finally {
+          await stopAndWait(vm);
+        }
+      },
+      { timeout: 20 * MINUTE },
+    );
+  }
 });
