@@ -237,7 +237,14 @@ async function main(): Promise<void> {
     `virtio-net: ${SMALL} 60-byte and ${LARGE} 1514-byte UDP frames from the guest, ${ECHO} echo round trips ` +
       `(window ${WINDOW}); ${REPEAT} run(s), medians`,
   );
-  if (!tapMissing) ip('netns', 'add', NS);
+  if (!tapMissing) {
+    ip('netns', 'add', NS);
+    // Ctrl-C must not leave the namespace behind (the finally below does not run then).
+    process.once('SIGINT', () => {
+      ip('netns', 'del', NS);
+      process.exit(130);
+    });
+  }
   try {
     for (let i = 0; i < REPEAT; i++) {
       if (!passtMissing) await passtRuns(work, add, !qemuMissing);
