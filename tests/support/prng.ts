@@ -1,9 +1,13 @@
 // A small deterministic PRNG (mulberry32) for fuzz tests: a failure replays from its seed.
 
 export interface Prng {
+  /** A number in [0, 1). */
+  next(): number;
   /** An integer in [0, n). */
   int(n: number): number;
   chance(p: number): boolean;
+  u16(): number;
+  u32(): number;
   pick<T>(items: readonly T[]): T;
 }
 
@@ -17,7 +21,14 @@ export function prng(seed: number): Prng {
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
   const int = (n: number) => Math.floor(next() * n);
-  return { int, chance: (p) => next() < p, pick: (items) => items[int(items.length)]! };
+  return {
+    next,
+    int,
+    chance: (p) => next() < p,
+    u16: () => int(0x10000),
+    u32: () => int(0x1_0000_0000),
+    pick: (items) => items[int(items.length)]!,
+  };
 }
 
 /** The seed and case count a fuzz test runs with: VIREO_FUZZ_SEED / VIREO_FUZZ_CASES, or fresh ones. */

@@ -6,6 +6,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { prng } from '../../../../../tests/support/prng.js';
 import { GuestMemory } from '../../../memory/guest-memory.js';
 import { fillValue } from '../../bus.js';
 import { VirtioBlock } from '../block/device.js';
@@ -13,18 +14,6 @@ import { VirtioConsole } from '../console/device.js';
 import { VirtioRng } from '../rng/device.js';
 import type { VirtioDevice } from './device.js';
 import { BAR_SIZE, COMMON_OFFSET, NOTIFY_OFFSET, VirtioPciTransport } from './transport.js';
-
-/** Small deterministic PRNG (mulberry32) so a failure can be replayed with VIREO_FUZZ_SEED. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
 
 const seed = Number(process.env.VIREO_FUZZ_SEED ?? Date.now() % 1_000_000);
 const steps = Number(process.env.VIREO_FUZZ_CASES ?? 20_000);
@@ -40,7 +29,7 @@ test(`hostile register traffic never throws (seed ${seed}, ${steps} steps per de
       new VirtioRng(),
     ];
     for (const device of devices) {
-      const random = prng(seed);
+      const random = prng(seed).next;
       const ram = new Uint8Array(new SharedArrayBuffer(1 << 20));
       for (let i = 0; i < ram.length; i += 4) ram[i] = Math.floor(random() * 256);
       const memory = new GuestMemory([{ gpa: 0, bytes: ram }]);

@@ -7,6 +7,7 @@
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { type Prng, prng } from '../../../../../tests/support/prng.js';
 import { GuestMemory } from '../../../memory/guest-memory.js';
 import { ChainError, Reader, Writer } from '../descriptor-utils.js';
 import type { DescriptorChain } from './chain.js';
@@ -31,26 +32,7 @@ const MAX_INDIRECT = 32;
 const CASES = Number(process.env.VIREO_FUZZ_CASES ?? 50000);
 const BASE_SEED = Number(process.env.VIREO_FUZZ_SEED ?? (Date.now() ^ (process.pid << 16)) >>> 0);
 
-/** mulberry32: small, fast, good enough to drive a fuzzer. */
-function prng(seed: number) {
-  let a = seed >>> 0;
-  const next = (): number => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  const int = (n: number) => Math.floor(next() * n);
-  return {
-    int,
-    chance: (p: number) => next() < p,
-    u16: () => int(0x10000),
-    u32: () => int(0x1_0000_0000),
-    pick: <T>(items: readonly T[]): T => items[int(items.length)]!,
-  };
-}
-type Rng = ReturnType<typeof prng>;
+type Rng = Prng;
 
 /** GuestMemory that records every access it is asked for that lies outside RAM. */
 class RecordingMemory extends GuestMemory {
