@@ -17,8 +17,13 @@ import type { Browser } from 'playwright-core';
 import type { ApiClient } from '../core/src/api/client.js';
 import { startTestDaemon, type TestDaemon } from '../core/src/daemon/test-daemon.js';
 import { browserSkipReason, launchBrowser } from '../e2e/support/browser.js';
-import { buildFloodGuest, FLOOD_BANNER, FLOOD_LINE_BYTES, floodEndMarker } from '../e2e/support/guests.js';
 import { vireoUiUrl } from '../e2e/support/ui-session.js';
+import {
+  buildFloodGuest,
+  FLOOD_BANNER,
+  FLOOD_LINE_BYTES,
+  floodEndMarker,
+} from '../tests/support/console-guests.js';
 import { kvmSkipReason } from '../tests/support/tags.js';
 import { startVireo } from '../tests/support/vireo-process.js';
 import { median, printFigure } from './lib/report.js';
@@ -91,29 +96,49 @@ async function socketThroughput(client: ApiClient, firstRound: number) {
   return median(rates);
 }
 
-/** Bytes per second of flood rounds drawn by xterm.js in the page, from the key typed there. */
-async function browserThroughput(url: string, browser: Browser, firstRound: number) {
+/**
+ * Bytes per second of flood rounds drawn by xterm.js in the page, from the key typed there; and of
+ * the same rounds as an API client on the socket saw them meanwhile, which tells a guest slowed by
+ * the browser's work from a window lagging behind its guest.
+ */
+async function browserThroughput(url: string, browser: Browser, observer: ApiClient, firstRound: number) {
+  let text = '';
+  let markerSeenAt = 0;
+  let marker = '';
+  const onOutput = (note: { data: string }) => {
+    text = (text + Buffer.from(note.data, 'base64').toString('latin1')).slice(-256);
+    if (markerSeenAt === 0 && marker && text.includes(marker)) markerSeenAt = performance.now();
+  };
   const page = await browser.newPage({ viewport: { width: 1200, height: 800 } });
   await page.goto(`${url}#/vm/flood/console`);
   // The history replayed: the end of the rounds before.
   await page.waitForFunction(
-    (marker) => document.querySelector('.xterm-rows')?.textContent?.includes(marker),
+    (last) => document.querySelector('.xterm-rows')?.textContent?.includes(last),
     firstRound === 0 ? FLOOD_BANNER : floodEndMarker(firstRound - 1),
   );
   await page.locator('.xterm').click();
-  const rates: number[] = [];
+  observer.on('console.output', onOutput);
+  await observer.call('console.attach', { vm: 'flood', history: false });
+  const drawn: number[] = [];
+  const observed: number[] = [];
   for (let round = firstRound; round < firstRound + runs; round++) {
+    marker = floodEndMarker(round);
+    text = '';
+    markerSeenAt = 0;
     const began = performance.now();
     await page.keyboard.press('g');
     await page.waitForFunction(
-      (marker) => document.querySelector('.xterm-rows')?.textContent?.includes(marker),
-      floodEndMarker(round),
+      (end) => document.querySelector('.xterm-rows')?.textContent?.includes(end),
+      marker,
       { polling: 'raf', timeout: 300_000 },
     );
-    rates.push(floodBytes / ((performance.now() - began) / 1000));
+    drawn.push(floodBytes / ((performance.now() - began) / 1000));
+    observed.push(floodBytes / ((markerSeenAt - began) / 1000));
   }
+  await observer.call('console.detach', { vm: 'flood' });
+  observer.off('console.output', onOutput);
   await page.close();
-  return median(rates);
+  return { drawn: median(drawn), observed: median(observed) };
 }
 
 async function main(): Promise<void> {
@@ -160,7 +185,7 @@ async function main(): Promise<void> {
     const url = await vireoUiUrl(daemon);
     // Alternate so that host noise falls on both sides.
     const socket = await socketThroughput(client, 0);
-    const page = await browserThroughput(url, browser, runs);
+    const page = await browserThroughput(url, browser, client, runs);
     const socketAgain = await socketThroughput(client, 2 * runs);
     const KIB = 1024;
     printFigure(
@@ -173,7 +198,8 @@ async function main(): Promise<void> {
       },
       [
         { name: 'API client on the Unix socket', value: median([socket, socketAgain]) / KIB },
-        { name: 'xterm.js in Chromium (WebSocket)', value: page / KIB },
+        { name: 'xterm.js in Chromium (WebSocket)', value: page.drawn / KIB },
+        { name: '  the socket client meanwhile', value: page.observed / KIB },
       ],
     );
     await client.call('vm.stop', { vm: 'flood', force: true });

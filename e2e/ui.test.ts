@@ -11,9 +11,9 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { Page } from 'playwright-core';
 import type { ApiClient } from '../core/src/api/client.js';
+import { buildEchoGuest, ECHO_BANNER } from '../tests/support/console-guests.js';
 import { kvmSkipReason } from '../tests/support/tags.js';
 import { artifactPath, browserSkipReason } from './support/browser.js';
-import { buildEchoGuest, ECHO_BANNER } from './support/guests.js';
 import { consoleText, savedConsoleText, vmRow, waitForConsole } from './support/page.js';
 import { openUiSession, type UiSession } from './support/ui-session.js';
 

@@ -100,11 +100,26 @@ export async function startDaemon(options: DaemonOptions = {}): Promise<Daemon> 
     supervisor.on('state', (id, status) => broadcast({ kind: 'state', vm: id, status }));
     supervisor.on('reset', (id, message) => broadcast({ kind: 'reset', vm: id, message }));
     supervisor.on('network', (id, up, message) => broadcast({ kind: 'network', vm: id, up, message }));
-    supervisor.on('console', (id, bytes) => {
+    // A guest's UART hands over a byte or two per message: what arrives for a VM in one turn of the
+    // event loop goes out as one notification (a byte per WebSocket frame starved the browser).
+    const pendingConsole = new Map<string, Buffer[]>();
+    const flushConsole = (id: string) => {
+      const chunks = pendingConsole.get(id);
+      if (!chunks) return;
+      pendingConsole.delete(id);
       const subscribers = consoleSubscribers.get(id);
       if (!subscribers || subscribers.size === 0) return;
-      const data = bytes.toString('base64');
+      const data = Buffer.concat(chunks).toString('base64');
       for (const connection of subscribers) connection.notify('console.output', { vm: id, data });
+    };
+    supervisor.on('console', (id, bytes) => {
+      if (!consoleSubscribers.get(id)?.size) return;
+      const chunks = pendingConsole.get(id);
+      if (chunks) chunks.push(bytes);
+      else {
+        pendingConsole.set(id, [bytes]);
+        setImmediate(() => flushConsole(id));
+      }
     });
 
     // Browser mode starts with the first `ui.serve` and lasts as long as the daemon (one token).
@@ -199,6 +214,8 @@ export async function startDaemon(options: DaemonOptions = {}): Promise<Daemon> 
       },
       'console.attach': ({ vm, history }, connection) => {
         const id = library.resolve(vm);
+        // Bytes still waiting to go out are in the history already: the others get them first.
+        flushConsole(id);
         let subscribers = consoleSubscribers.get(id);
         if (!subscribers) {
           subscribers = new Set();

@@ -76,8 +76,26 @@ export function ConsoleView({ vm, serial }: { vm: string; serial: boolean }) {
     let disposed = false;
     // Output before the attach answer came from an earlier attachment: the history holds it.
     let attached = false;
+    // A guest's UART output arrives a few bytes per message: collected and handed to xterm.js once
+    // per frame, which costs the page far less than a write per message.
+    let pending: Uint8Array[] = [];
+    let frame = 0;
+    const flush = () => {
+      frame = 0;
+      const chunks = pending;
+      pending = [];
+      const bytes = new Uint8Array(chunks.reduce((total, chunk) => total + chunk.length, 0));
+      let offset = 0;
+      for (const chunk of chunks) {
+        bytes.set(chunk, offset);
+        offset += chunk.length;
+      }
+      terminal.write(bytes);
+    };
     const offOutput = client.onConsoleOutput((output) => {
-      if (attached && output.vm === vm) terminal.write(base64ToBytes(output.data));
+      if (!attached || output.vm !== vm) return;
+      pending.push(base64ToBytes(output.data));
+      frame ||= requestAnimationFrame(flush);
     });
     client.call('console.attach', { vm, history: true }).then(
       ({ history }) => {
@@ -102,6 +120,7 @@ export function ConsoleView({ vm, serial }: { vm: string; serial: boolean }) {
     return () => {
       disposed = true;
       offOutput();
+      cancelAnimationFrame(frame);
       typing.dispose();
       resize.disconnect();
       dark.removeEventListener('change', onScheme);

@@ -1,7 +1,7 @@
-// Freestanding PVH guests for the window's tests and benchmark: real VMs that start in
-// milliseconds, so the window can be driven without waiting for a Linux boot.
+// Freestanding PVH guests for the console: real VMs that start in milliseconds, so the window, the
+// daemon's console path and their benchmark can be driven without waiting for a Linux boot.
 
-import { buildPvhGuest, serialWrite } from '../../tests/support/pvh-guest.js';
+import { buildPvhGuest, serialWrite } from './pvh-guest.js';
 
 export const ECHO_BANNER = 'vireo echo guest ready';
 
