@@ -13,6 +13,9 @@ import { type VireoPaths, vireoPaths } from '../manager/paths.js';
 import { Supervisor } from '../manager/supervisor.js';
 import { startUiServer, type UiServer } from '../ui-server/server.js';
 
+/** How long console bytes for a VM gather before they go out as one notification. */
+const CONSOLE_BATCH_MS = 5;
+
 export const DAEMON_VERSION = '0.1.0';
 /** Progress events of a long operation come at most this often (and always at its end). */
 const PROGRESS_INTERVAL_MS = 100;
@@ -100,8 +103,9 @@ export async function startDaemon(options: DaemonOptions = {}): Promise<Daemon> 
     supervisor.on('state', (id, status) => broadcast({ kind: 'state', vm: id, status }));
     supervisor.on('reset', (id, message) => broadcast({ kind: 'reset', vm: id, message }));
     supervisor.on('network', (id, up, message) => broadcast({ kind: 'network', vm: id, up, message }));
-    // A guest's UART hands over a byte or two per message: what arrives for a VM in one turn of the
-    // event loop goes out as one notification (a byte per WebSocket frame starved the browser).
+    // A guest's UART hands over a byte or two per message: what arrives for a VM within a few
+    // milliseconds goes out as one notification (a byte per WebSocket frame starved the browser;
+    // people typing do not notice the wait).
     const pendingConsole = new Map<string, Buffer[]>();
     const flushConsole = (id: string) => {
       const chunks = pendingConsole.get(id);
@@ -118,7 +122,7 @@ export async function startDaemon(options: DaemonOptions = {}): Promise<Daemon> 
       if (chunks) chunks.push(bytes);
       else {
         pendingConsole.set(id, [bytes]);
-        setImmediate(() => flushConsole(id));
+        setTimeout(() => flushConsole(id), CONSOLE_BATCH_MS);
       }
     });
 
