@@ -213,6 +213,9 @@ async function runInForeground(config: MachineConfig): Promise<number> {
     throw error;
   }
 
+  // The vCPUs start first: the terminal's streams are set up while their thread enters the guest.
+  const running = machine.run();
+  const output = process.stdout;
   const terminal = attachTerminal({
     input: process.stdin,
     onInput: (bytes) => machine.sendConsoleInput(bytes),
@@ -220,13 +223,13 @@ async function runInForeground(config: MachineConfig): Promise<number> {
       if (command === 'quit') void machine.stop();
       else if (command === 'power-button') machine.pressPowerButton();
       else if (command === 'break' && !machine.sendConsoleBreak()) {
-        process.stdout.write('\r\nvireo: the virtio console has no break; use --console serial\r\n');
+        output.write('\r\nvireo: the virtio console has no break; use --console serial\r\n');
       }
     },
-    showMessage: (text) => process.stdout.write(text),
+    showMessage: (text) => output.write(text),
   });
   try {
-    const exit = await machine.run();
+    const exit = await running;
     const { code, message } = describeExit(exit);
     if (message) process.stderr.write(`\r\nvireo: ${message}\n`);
     return code;
