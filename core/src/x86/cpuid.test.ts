@@ -4,6 +4,8 @@ import {
   type CpuidEntry,
   chooseCpuidProfile,
   guestCpuid,
+  KVM_FEATURES_LEAF,
+  KVM_FEATURES_WITH_HYPERCALLS,
   KVM_SIGNATURE,
   LEAF1_ECX_CX16,
   LEAF1_ECX_HYPERVISOR,
@@ -124,6 +126,17 @@ test('emulation-safe: no leaf 0xd, max basic leaf below it, cx16/xsave/smap/smep
     for (const e of entries)
       for (const r of [e.eax, e.ebx, e.ecx, e.edx]) assert.ok(r >= 0 && r <= 0xffff_ffff);
   }
+});
+
+test('emulation-safe hides the paravirtual features that make hypercalls; host keeps them', () => {
+  const kvmFeatures = hardwareHost.find((e) => e.function === KVM_FEATURES_LEAF)!.eax;
+  assert.notEqual(kvmFeatures & KVM_FEATURES_WITH_HYPERCALLS, 0, 'the host offers some of them');
+  const features = (profile: 'host' | 'emulation-safe') =>
+    guestCpuid(hardwareHost, profile, { index: 1, count: 2 }).find((e) => e.function === KVM_FEATURES_LEAF)!
+      .eax;
+  assert.equal(features('host'), kvmFeatures);
+  assert.equal(features('emulation-safe'), (kvmFeatures & ~KVM_FEATURES_WITH_HYPERCALLS) >>> 0);
+  assert.equal(features('emulation-safe') & (1 << 3), 1 << 3, 'kvm-clock stays');
 });
 
 test('profiles name the kernel arguments they need', () => {

@@ -41,6 +41,14 @@ export const KVM_FEATURES_LEAF = 0x4000_0001;
 /** "KVMKVMKVM\0\0\0" as EBX, ECX, EDX. */
 export const KVM_SIGNATURE = [0x4b4d_564b, 0x564b_4d56, 0x0000_004d] as const;
 
+/**
+ * KVM paravirtual features whose guest side makes hypercalls: PV_UNHALT (spinlock kicks),
+ * PV_SEND_IPI and PV_SCHED_YIELD. On a KVM that emulates guest kernel code a `vmcall` there never
+ * completes: a 2-vCPU Linux hung with its AP in kvm_hypercall4 (a PV IPI) and the BSP spinning
+ * on a lock the AP held.
+ */
+export const KVM_FEATURES_WITH_HYPERCALLS = (1 << 7) | (1 << 11) | (1 << 13);
+
 /** Highest basic leaf under `emulation-safe`: leaf 0xd (XSAVE state) must not exist. */
 export const SAFE_MAX_BASIC_LEAF = 0xb;
 
@@ -145,6 +153,9 @@ export function guestCpuid(
         break;
       case 0xb:
         Object.assign(e, topologyLevel(e.index, coreBits, vcpu.count, apicId));
+        break;
+      case KVM_FEATURES_LEAF:
+        if (safe) e.eax &= ~KVM_FEATURES_WITH_HYPERCALLS;
         break;
     }
     e.eax >>>= 0;
