@@ -152,3 +152,59 @@ test('a failed load is an error state with the reason', async () => {
   assert.equal(failing.getState().phase, 'error');
   assert.equal(failing.getState().error, 'daemon gone');
 });
+
+test("a create that copies an image follows its own copy's progress and runs once at a time", async () => {
+  const { store, script } = await loadedStore([]);
+  const params = { name: 'db', disks: [{ create: { from: '/images/root.raw' } }] };
+  const creating = store.getState().create(params);
+  const call = await script.next('vm.create');
+  const { progressToken, ...sent } = call.params as { progressToken?: string };
+  assert.deepEqual(sent, params);
+  assert.ok(progressToken, 'a copy asks for progress events');
+  assert.deepEqual(store.getState().pending, { token: progressToken, copied: undefined });
+
+  await assert.rejects(store.getState().create({ name: 'again' }), /still being saved/);
+  assert.equal(script.calls.length, 0, 'the second create never reached the daemon');
+
+  const progress = { kind: 'progress', vm: 'db', operation: 'copy-disks', total: 4096 };
+  script.notify('event', { ...progress, done: 1024, token: 'someone else' });
+  script.notify('event', { ...progress, done: 2048 });
+  assert.equal(store.getState().pending?.copied, undefined, "others' progress is not ours");
+  script.notify('event', { ...progress, done: 1024, token: progressToken });
+  assert.deepEqual(store.getState().pending?.copied, { done: 1024, total: 4096 });
+  script.notify('event', { ...progress, done: 4096, token: progressToken });
+  assert.deepEqual(store.getState().pending?.copied, { done: 4096, total: 4096 });
+
+  call.resolve(info('db', 'db'));
+  assert.equal((await creating).spec.id, 'db');
+  assert.equal(store.getState().pending, undefined);
+  assert.deepEqual(
+    store.getState().vms.map((vm) => vm.spec.id),
+    ['db'],
+  );
+});
+
+test('a failed copy ends the pending create with the error; one without copies asks for no progress', async () => {
+  const { store, script } = await loadedStore([]);
+  const failing = store.getState().create({ name: 'db', disks: [{ create: { from: '/nope.raw' } }] });
+  (await script.next('vm.create')).reject(
+    new ApiError(ErrorCode.invalidParams, "cannot read '/nope.raw': ENOENT"),
+  );
+  await assert.rejects(failing, /cannot read '\/nope.raw'/);
+  assert.equal(store.getState().pending, undefined);
+
+  const blank = store.getState().create({ name: 'web', disks: [{ create: { sizeBytes: 1024 ** 3 } }] });
+  const call = await script.next('vm.create');
+  assert.equal((call.params as { progressToken?: string }).progressToken, undefined);
+  assert.deepEqual(store.getState().pending, { token: undefined, copied: undefined });
+  call.resolve(info('web', 'web'));
+  await blank;
+
+  const updating = store.getState().update('web', { disks: [{ create: { from: '/images/data.raw' } }] });
+  const update = await script.next('vm.update');
+  assert.equal((update.params as { progressToken?: string }).progressToken, store.getState().pending?.token);
+  assert.ok(store.getState().pending?.token);
+  update.resolve(info('web', 'web'));
+  await updating;
+  assert.equal(store.getState().pending, undefined);
+});

@@ -12,6 +12,7 @@ import type {
 } from '../../../core/src/api/schema.js';
 import { describeError, type VireoClient } from './client.js';
 import type { VmAction } from './vm-actions.js';
+import { copiesImages } from './wizard.js';
 
 export type HostInfo = MethodResult<'daemon.info'>['host'];
 
@@ -22,6 +23,16 @@ export interface LogEntry {
 }
 
 export type LifecycleAction = Exclude<VmAction, 'edit'>;
+
+/**
+ * A vm.create or vm.update this window sent and is waiting for. Copying images takes a while: the
+ * daemon's `progress` events for its token give the bytes copied so far of all it copies.
+ */
+export interface PendingSave {
+  /** The request's progressToken, when it copies images. */
+  token: string | undefined;
+  copied: { done: number; total: number } | undefined;
+}
 
 export interface VmStoreState {
   phase: 'loading' | 'ready' | 'error';
@@ -36,6 +47,8 @@ export interface VmStoreState {
   /** The last failed call for a VM, by id, until the next call. */
   actionErrors: Record<string, string>;
   log: Record<string, LogEntry[]>;
+  /** The create or update under way; another is refused until it ends. */
+  pending: PendingSave | undefined;
   load(): Promise<void>;
   run(vm: string, action: LifecycleAction): Promise<void>;
   create(params: VmCreateParams): Promise<VmInfo>;
@@ -106,7 +119,31 @@ export function createVmStore(client: VireoClient, now: () => Date = () => new D
       }
     };
 
+    /** Runs a create or update, one at a time, following its copy's progress. */
+    const save = async (
+      params: Pick<VmCreateParams, 'disks'>,
+      send: (progressToken: string | undefined) => Promise<VmInfo>,
+    ): Promise<VmInfo> => {
+      if (get().pending) throw new Error('a VM is still being saved; wait until it is done');
+      const token = copiesImages(params) ? globalThis.crypto.randomUUID() : undefined;
+      set({ pending: { token, copied: undefined } });
+      try {
+        const info = await send(token);
+        set((state) => ({ vms: upsert(state.vms, info) }));
+        return info;
+      } finally {
+        set({ pending: undefined });
+      }
+    };
+
     const onEvent = (event: VmEvent): void => {
+      if (event.kind === 'progress') {
+        const pending = get().pending;
+        if (pending?.token !== undefined && event.token === pending.token) {
+          set({ pending: { ...pending, copied: { done: event.done, total: event.total } } });
+        }
+        return;
+      }
       if (get().phase !== 'ready') return;
       switch (event.kind) {
         case 'state': {
@@ -147,6 +184,7 @@ export function createVmStore(client: VireoClient, now: () => Date = () => new D
       busy: {},
       actionErrors: {},
       log: {},
+      pending: undefined,
 
       async load() {
         set({ phase: 'loading', error: undefined });
@@ -182,16 +220,16 @@ export function createVmStore(client: VireoClient, now: () => Date = () => new D
         }
       },
 
-      async create(params) {
-        const info = await client.call('vm.create', params);
-        set((state) => ({ vms: upsert(state.vms, info) }));
-        return info;
+      create(params) {
+        return save(params, (progressToken) =>
+          client.call('vm.create', { ...params, ...(progressToken && { progressToken }) }),
+        );
       },
 
-      async update(vm, changes) {
-        const info = await client.call('vm.update', { vm, changes });
-        set((state) => ({ vms: upsert(state.vms, info) }));
-        return info;
+      update(vm, changes) {
+        return save(changes, (progressToken) =>
+          client.call('vm.update', { vm, changes, ...(progressToken && { progressToken }) }),
+        );
       },
     };
   });

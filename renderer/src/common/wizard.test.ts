@@ -1,7 +1,15 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { VmCreateParams } from '../../../core/src/api/schema.js';
-import { checkForm, emptyForm, errorsOfStep, formFromSpec, type WizardForm } from './wizard.js';
+import {
+  checkForm,
+  copiesImages,
+  emptyForm,
+  errorsOfStep,
+  fieldNamedBy,
+  formFromSpec,
+  type WizardForm,
+} from './wizard.js';
 
 const GIB = 1024 ** 3;
 const host = { memoryBytes: 4 * GIB, cpus: 2 };
@@ -66,7 +74,7 @@ test('disks: new blank ones by size, existing ones by path; a disk image comes f
       kernel: '/boot/vmlinuz',
       disks: [
         { kind: 'new', size: '8G' },
-        { kind: 'existing', path: 'data.img', readonly: true },
+        { kind: 'existing', path: 'data.img', readonly: true, copy: false },
         { kind: 'new', size: '1000' },
       ],
     }),
@@ -81,6 +89,7 @@ test('disks: new blank ones by size, existing ones by path; a disk image comes f
       source: 'image',
       image: '/images/root.raw',
       kernel: '/boot/vmlinuz',
+      imageCopy: false,
       disks: [{ kind: 'new', size: '8G' }],
     }),
   );
@@ -124,6 +133,61 @@ test('a spec comes back as the form it was made from', () => {
     'tcp:127.0.0.1:8022:22, udp:0.0.0.0:5353:53',
     'forwards survive a settings edit',
   );
-  assert.deepEqual(back.disks, [{ kind: 'existing', path: '/d.img', readonly: true }]);
+  assert.deepEqual(back.disks, [{ kind: 'existing', path: '/d.img', readonly: true, copy: false }]);
   assert.deepEqual(checkForm(back).errors, {});
+});
+
+test('an existing image is copied into the VM folder unless attached in place', () => {
+  const image = form({ source: 'image', image: ' /images/root.raw ', kernel: '/boot/vmlinuz' });
+  assert.equal(emptyForm().imageCopy, true, 'a disk image is copied by default');
+  const copied = checkForm(image).params;
+  assert.deepEqual(copied?.disks, [{ create: { from: '/images/root.raw' } }]);
+  assert.ok(copied && copiesImages(copied));
+  assert.ok(copied && VmCreateParams.safeParse(copied).success);
+  const inPlace = checkForm({ ...image, imageCopy: false }).params;
+  assert.ok(inPlace && !copiesImages(inPlace));
+
+  const rows = checkForm(
+    form({
+      disks: [
+        { kind: 'existing', path: '/images/data.raw', readonly: true, copy: true },
+        { kind: 'existing', path: 'relative.raw', readonly: false, copy: true },
+        { kind: 'existing', path: '/images/shared.raw', readonly: true, copy: false },
+      ],
+    }),
+  );
+  assert.deepEqual(rows.errors, { 'disks.1.path': 'must be an absolute path' });
+  const fixed = checkForm(
+    form({
+      disks: [
+        { kind: 'existing', path: '/images/data.raw', readonly: true, copy: true },
+        { kind: 'existing', path: '/images/shared.raw', readonly: true, copy: false },
+      ],
+    }),
+  );
+  assert.deepEqual(fixed.params?.disks, [
+    { create: { from: '/images/data.raw' } },
+    { path: '/images/shared.raw', readonly: true, format: 'raw' },
+  ]);
+});
+
+test("a failed copy's error goes to the field of the image it names", () => {
+  const named = form({
+    source: 'image',
+    image: '/images/root.raw',
+    disks: [
+      { kind: 'new', size: '1G' },
+      { kind: 'existing', path: '/images/data.raw', readonly: false, copy: true },
+    ],
+  });
+  assert.equal(fieldNamedBy(named, "cannot read '/images/root.raw': EACCES"), 'image');
+  assert.equal(
+    fieldNamedBy(named, "copying '/images/data.raw' failed: ENOSPC: no space left on device, write"),
+    'disks.1.path',
+  );
+  assert.equal(fieldNamedBy(named, "cannot read '/images/root.raw.bak': ENOENT"), undefined);
+  assert.equal(
+    fieldNamedBy({ ...named, source: 'default' }, "cannot read '/images/root.raw': EACCES"),
+    undefined,
+  );
 });

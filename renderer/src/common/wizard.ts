@@ -10,7 +10,13 @@ import type { HostInfo } from './vm-store.js';
 /** Where the guest comes from. A disk image boots through a kernel with the image as its root. */
 export type SourceKind = 'default' | 'kernel' | 'image';
 
-export type DiskRow = { kind: 'new'; size: string } | { kind: 'existing'; path: string; readonly: boolean };
+/**
+ * An existing image is either attached where it is (the guest writes to that file) or copied into
+ * the VM's folder first (`copy`: the source stays as it was; a copy is never read-only).
+ */
+export type DiskRow =
+  | { kind: 'new'; size: string }
+  | { kind: 'existing'; path: string; readonly: boolean; copy: boolean };
 
 export interface WizardForm {
   name: string;
@@ -20,6 +26,8 @@ export interface WizardForm {
   cmdline: string;
   /** With source 'image': the root filesystem image, attached first (/dev/vda). */
   image: string;
+  /** With source 'image': copy the image into the VM's folder rather than boot the original. */
+  imageCopy: boolean;
   cpus: string;
   memory: string;
   disks: DiskRow[];
@@ -41,6 +49,7 @@ export function emptyForm(): WizardForm {
     initrd: '',
     cmdline: 'console=ttyS0',
     image: '',
+    imageCopy: true,
     cpus: '1',
     memory: '512M',
     disks: [],
@@ -64,7 +73,12 @@ export function formFromSpec(spec: VmSpec): WizardForm {
     form.initrd = spec.boot.initrd ?? '';
     form.cmdline = spec.boot.cmdline;
   }
-  form.disks = spec.disks.map((disk) => ({ kind: 'existing', path: disk.path, readonly: disk.readonly }));
+  form.disks = spec.disks.map((disk) => ({
+    kind: 'existing',
+    path: disk.path,
+    readonly: disk.readonly,
+    copy: false,
+  }));
   form.network = spec.network.mode;
   if (spec.network.mode !== 'none') form.mac = spec.network.mac ?? '';
   if (spec.network.mode === 'tap') form.tap = spec.network.tap;
@@ -135,7 +149,7 @@ export function checkForm(form: WizardForm, context: Context = {}): Checked {
   const disks: (Disk | NewDisk)[] = [];
   const diskField: string[] = [];
   if (form.source === 'image') {
-    disks.push({ path: form.image.trim(), readonly: false, format: 'raw' });
+    disks.push(existingDisk(form.image, false, form.imageCopy));
     diskField.push('image');
   }
   form.disks.forEach((row, index) => {
@@ -149,7 +163,7 @@ export function checkForm(form: WizardForm, context: Context = {}): Checked {
       disks.push({ create: { sizeBytes } });
       diskField.push(`disks.${index}.size`);
     } else {
-      disks.push({ path: row.path.trim(), readonly: row.readonly, format: 'raw' });
+      disks.push(existingDisk(row.path, row.readonly, row.copy));
       diskField.push(`disks.${index}.path`);
     }
   });
@@ -208,6 +222,27 @@ export function checkForm(form: WizardForm, context: Context = {}): Checked {
     errors.name = `a VM named '${form.name}' already exists`;
   }
   return { params: Object.keys(errors).length === 0 ? params : undefined, errors };
+}
+
+/** An image people named: a copy into the VM's folder, or the file itself. */
+function existingDisk(path: string, readonly: boolean, copy: boolean): Disk | NewDisk {
+  return copy ? { create: { from: path.trim() } } : { path: path.trim(), readonly, format: 'raw' };
+}
+
+/** Whether the params copy any image, which takes a while and reports progress. */
+export function copiesImages(params: Pick<VmCreateParams, 'disks'>): boolean {
+  return params.disks?.some((disk) => 'create' in disk && disk.create.from !== undefined) ?? false;
+}
+
+/**
+ * The field of the image a failed create or update names (`cannot read '/x.raw': EACCES`,
+ * `copying '/x.raw' failed: ENOSPC ...`), so its error can stand next to it.
+ */
+export function fieldNamedBy(form: WizardForm, message: string): string | undefined {
+  const named = (path: string) => path.trim() !== '' && message.includes(`'${path.trim()}'`);
+  if (form.source === 'image' && named(form.image)) return 'image';
+  const index = form.disks.findIndex((row) => row.kind === 'existing' && named(row.path));
+  return index >= 0 ? `disks.${index}.path` : undefined;
 }
 
 function formField(path: PropertyKey[], diskField: string[]): string {

@@ -10,6 +10,7 @@ import { actionAllowed } from '../../common/vm-actions.js';
 import { formFromSpec } from '../../common/wizard.js';
 import { useServices, useVms } from '../context.js';
 import { href, navigate, VM_TABS, type VmTab } from '../route.js';
+import { CopyProgress } from './CopyProgress.js';
 import {
   ConsoleSection,
   DisksSection,
@@ -194,6 +195,7 @@ function Settings({ vm }: { vm: VmInfo }) {
   );
   const state = useForm(() => formFromSpec(vm.spec), host, takenNames);
   const [saving, setSaving] = useState(false);
+  const pending = useVms((state) => state.pending);
   const [result, setResult] = useState<{ ok: boolean; text: string }>();
   const editable = actionAllowed(vm.status.state, 'edit');
 
@@ -207,9 +209,10 @@ function Settings({ vm }: { vm: VmInfo }) {
     setSaving(true);
     try {
       // The console's history size is not on the form: kept as it is.
-      await store
+      const saved = await store
         .getState()
         .update(vm.spec.id, { ...params, console: { ...vm.spec.console, ...params.console } });
+      state.reset(formFromSpec(saved.spec));
       setResult({ ok: true, text: 'Saved; the changes apply at the next start.' });
     } catch (error) {
       setResult({ ok: false, text: describeError(error) });
@@ -249,6 +252,7 @@ function Settings({ vm }: { vm: VmInfo }) {
           </button>
         </div>
       </fieldset>
+      {pending && <CopyProgress pending={pending} />}
       {result && (
         <p className={result.ok ? 'form-ok' : 'form-error'} role={result.ok ? 'status' : 'alert'}>
           {result.text}

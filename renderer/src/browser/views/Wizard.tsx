@@ -4,9 +4,18 @@
 import { useEffect, useMemo, useRef, useState } from 'react';
 import { ApiError, ErrorCode } from '../../../../core/src/api/schema.js';
 import { describeError } from '../../common/client.js';
-import { emptyForm, errorsOfStep, STEPS, type StepId, type WizardForm } from '../../common/wizard.js';
+import {
+  emptyForm,
+  errorsOfStep,
+  fieldNamedBy,
+  STEPS,
+  type StepId,
+  stepOfField,
+  type WizardForm,
+} from '../../common/wizard.js';
 import { useServices, useVms } from '../context.js';
 import { href, navigate } from '../route.js';
+import { CopyProgress } from './CopyProgress.js';
 import {
   ConsoleSection,
   DisksSection,
@@ -25,8 +34,10 @@ export function Wizard() {
   const takenNames = useMemo(() => vms.map((vm) => vm.spec.name), [vms]);
   const state = useForm(emptyForm, host, takenNames);
   const [step, setStep] = useState<StepId>('source');
-  const [submitting, setSubmitting] = useState(false);
+  const pending = useVms((state) => state.pending);
   const [submitError, setSubmitError] = useState<string>();
+  /** A failed create's error on the image field it names, until that form changes. */
+  const [fieldError, setFieldError] = useState<{ field: string; text: string }>();
   const index = STEPS.findIndex((s) => s.id === step);
   const formRef = useRef<HTMLFormElement>(null);
   // Each step starts with the keyboard on its first field.
@@ -57,22 +68,36 @@ export function Wizard() {
       goTo('review');
       return;
     }
-    setSubmitting(true);
+    // The store refuses a second create while one runs; the button is disabled meanwhile too.
+    if (store.getState().pending) return;
     setSubmitError(undefined);
+    setFieldError(undefined);
     try {
       const info = await store.getState().create(params);
       navigate({ view: 'vm', id: info.spec.id, tab: 'console' });
     } catch (error) {
-      if (error instanceof ApiError && error.code === ErrorCode.nameTaken) {
+      const text = describeError(error);
+      const field = fieldNamedBy(state.form, text);
+      if (field) {
+        setFieldError({ field, text });
+        setStep(stepOfField(field));
+        focusFirstError();
+      } else if (error instanceof ApiError && error.code === ErrorCode.nameTaken) {
         setStep('source');
       }
-      setSubmitError(describeError(error));
-    } finally {
-      setSubmitting(false);
+      setSubmitError(text);
     }
   };
 
-  const props: SectionProps = { form: state.form, errors: state.visible, change: state.change, host };
+  const props: SectionProps = {
+    form: state.form,
+    errors: fieldError ? { ...state.visible, [fieldError.field]: fieldError.text } : state.visible,
+    change(patch, fields) {
+      setFieldError(undefined);
+      state.change(patch, fields);
+    },
+    host,
+  };
   return (
     <section aria-labelledby="wizard-title" className="wizard">
       <div className="page-head">
@@ -85,6 +110,7 @@ export function Wizard() {
             <li key={s.id}>
               <button
                 type="button"
+                disabled={pending !== undefined}
                 aria-current={s.id === step ? 'step' : undefined}
                 className={stepErrors(s.id).length > 0 && i < index ? 'step-invalid' : undefined}
                 onClick={() => goTo(s.id)}
@@ -116,17 +142,22 @@ export function Wizard() {
         {step === 'network' && <NetworkSection {...props} />}
         {step === 'console' && <ConsoleSection {...props} />}
         {step === 'review' && <Review form={state.form} />}
+        {pending && <CopyProgress pending={pending} />}
         {submitError && (
           <p className="form-error" role="alert">
             {submitError}
           </p>
         )}
         <div className="wizard-buttons">
-          <button type="button" disabled={index === 0} onClick={() => setStep(STEPS[index - 1]!.id)}>
+          <button
+            type="button"
+            disabled={index === 0 || pending !== undefined}
+            onClick={() => setStep(STEPS[index - 1]!.id)}
+          >
             Back
           </button>
-          <button type="submit" className="primary" disabled={submitting}>
-            {step === 'review' ? (submitting ? 'Creating…' : 'Create') : 'Next'}
+          <button type="submit" className="primary" disabled={pending !== undefined}>
+            {step === 'review' ? (pending ? 'Creating…' : 'Create') : 'Next'}
           </button>
         </div>
       </form>
@@ -140,7 +171,7 @@ export function Review({ form }: { form: WizardForm }) {
       ? 'the built-in guest'
       : form.source === 'kernel'
         ? `kernel ${form.kernel}${form.initrd ? ` with initrd ${form.initrd}` : ''}`
-        : `disk image ${form.image} through kernel ${form.kernel}`;
+        : `disk image ${form.image}${form.imageCopy ? ' (a copy)' : ' (in place)'} through kernel ${form.kernel}`;
   return (
     <dl className="review">
       <dt>Name</dt>
@@ -167,7 +198,7 @@ export function Review({ form }: { form: WizardForm }) {
               .map((disk) =>
                 disk.kind === 'new'
                   ? `new blank ${disk.size}`
-                  : `${disk.path}${disk.readonly ? ' (read-only)' : ''}`,
+                  : `${disk.path}${disk.copy ? ' (a copy)' : disk.readonly ? ' (read-only)' : ''}`,
               )
               .join(', ')}
       </dd>

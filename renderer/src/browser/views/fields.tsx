@@ -124,6 +124,28 @@ function Choice<T extends string>({
   );
 }
 
+const PLACEMENTS = [
+  {
+    value: 'copy',
+    label: "Copy it into the VM's folder",
+    hint: 'the original stays as it is; holes stay holes',
+  },
+  { value: 'in-place', label: 'Use it where it is', hint: 'the guest writes to this file' },
+] as const;
+
+/** Copy an existing image into the VM's folder, or attach the file itself. */
+function Placement({ name, copy, onChange }: { name: string; copy: boolean; onChange(copy: boolean): void }) {
+  return (
+    <Choice
+      name={name}
+      legend="The image"
+      value={copy ? 'copy' : 'in-place'}
+      options={PLACEMENTS}
+      onChange={(placement) => onChange(placement === 'copy')}
+    />
+  );
+}
+
 export function NameField({ form, errors, change }: SectionProps) {
   return (
     <TextField
@@ -181,6 +203,13 @@ export function SourceSection({ form, errors, change }: SectionProps) {
           placeholder="/var/lib/images/debian.raw"
           hint="Attached first, as /dev/vda (raw images)."
           onChange={(image) => change({ image }, ['image'])}
+        />
+      )}
+      {form.source === 'image' && (
+        <Placement
+          name="imageCopy"
+          copy={form.imageCopy}
+          onChange={(imageCopy) => change({ imageCopy }, ['image'])}
         />
       )}
       {form.source !== 'default' && (
@@ -269,14 +298,21 @@ export function DisksSection({ form, errors, change }: SectionProps) {
                   error={errors[`disks.${index}.path`]}
                   onChange={(path) => setRow(index, { ...row, path }, 'path')}
                 />
-                <label className="check">
-                  <input
-                    type="checkbox"
-                    checked={row.readonly}
-                    onChange={(event) => setRow(index, { ...row, readonly: event.target.checked }, 'path')}
-                  />
-                  Read-only
-                </label>
+                <Placement
+                  name={`disks.${index}.copy`}
+                  copy={row.copy}
+                  onChange={(copy) => setRow(index, { ...row, copy }, 'path')}
+                />
+                {!row.copy && (
+                  <label className="check">
+                    <input
+                      type="checkbox"
+                      checked={row.readonly}
+                      onChange={(event) => setRow(index, { ...row, readonly: event.target.checked }, 'path')}
+                    />
+                    Read-only
+                  </label>
+                )}
               </>
             )}
             <button
@@ -299,7 +335,10 @@ export function DisksSection({ form, errors, change }: SectionProps) {
         <button
           type="button"
           onClick={() =>
-            change({ disks: [...form.disks, { kind: 'existing', path: '', readonly: false }] }, [])
+            change(
+              { disks: [...form.disks, { kind: 'existing', path: '', readonly: false, copy: true }] },
+              [],
+            )
           }
         >
           Add an existing image

@@ -13,6 +13,8 @@ export interface FormState {
   change(patch: Partial<WizardForm>, fields: string[]): void;
   /** Shows these fields' errors though untouched (after a Next or Save attempt). */
   reveal(fields: string[]): void;
+  /** Starts over from this form (a saved VM's, whose copies are now its own disks). */
+  reset(form: WizardForm): void;
 }
 
 export function useForm(
@@ -34,6 +36,10 @@ export function useForm(
     },
     reveal(fields) {
       setTouched((old) => new Set([...old, ...fields]));
+    },
+    reset(form) {
+      setForm(form);
+      setTouched(new Set());
     },
   };
 }
