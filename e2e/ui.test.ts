@@ -4,10 +4,21 @@
 // Linux boot through the window is in boot.test.ts. Screenshots land in test-results/e2e/.
 
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import {
+  closeSync,
+  existsSync,
+  ftruncateSync,
+  mkdtempSync,
+  openSync,
+  readSync,
+  rmSync,
+  statSync,
+  writeSync,
+} from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { Page } from 'playwright-core';
 import type { ApiClient } from '../core/src/api/client.js';
@@ -21,6 +32,34 @@ const MIB = 1024 * 1024;
 
 async function screenshot(page: Page, name: string): Promise<void> {
   await page.screenshot({ path: artifactPath(`${name}.png`), fullPage: true });
+}
+
+/** A sparse file of `sizeBytes` with random bytes at the given [offset, length] places. */
+function writeSparseImage(path: string, sizeBytes: number, data: [number, number][]): void {
+  const fd = openSync(path, 'w');
+  try {
+    for (const [offset, length] of data) writeSync(fd, randomBytes(length), 0, length, offset);
+    ftruncateSync(fd, sizeBytes);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Whether two files hold the same bytes, compared a MiB at a time. */
+function sameBytes(a: string, b: string): boolean {
+  const [fa, fb] = [openSync(a, 'r'), openSync(b, 'r')];
+  try {
+    const [ba, bb] = [Buffer.alloc(MIB), Buffer.alloc(MIB)];
+    for (let position = 0; ; position += MIB) {
+      const na = readSync(fa, ba, 0, MIB, position);
+      const nb = readSync(fb, bb, 0, MIB, position);
+      if (na !== nb || !ba.subarray(0, na).equals(bb.subarray(0, nb))) return false;
+      if (na === 0) return true;
+    }
+  } finally {
+    closeSync(fa);
+    closeSync(fb);
+  }
 }
 
 /** Status of a plain HTTP request (no browser): what any local process would get. */
@@ -272,6 +311,131 @@ describe('the window in Chromium, browser mode', { skip: browserSkipReason() || 
     assert.equal(spec.memoryBytes, 64 * MIB);
     assert.equal(spec.disks.length, 1);
     assert.ok(existsSync(spec.disks[0]!.path), 'the new blank disk exists');
+  });
+
+  test('wizard: a disk image is copied into the VM folder behind a progress bar; a bad path is an error on its field', async () => {
+    // A sparse image with real data in places (holes stay holes in the copy).
+    const source = join(guests, 'root.raw');
+    const sourceBytes = 384 * MIB;
+    writeSparseImage(source, sourceBytes, [
+      [0, 8 * MIB],
+      [123_456_789, 3 * MIB],
+      [sourceBytes - MIB, MIB],
+    ]);
+
+    // A page of its own whose socket passes through the test, which holds back the answer to
+    // vm.create: the copy is real and runs in the daemon, and the finished bar stays up to be
+    // looked at until the test lets the answer through.
+    const copying = await session.browser.newPage({ viewport: { width: 1200, height: 800 } });
+    const creates: number[] = [];
+    let release = () => {};
+    const released = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    await copying.routeWebSocket(/\/api/, (ws) => {
+      const server = ws.connectToServer();
+      ws.onMessage((message) => {
+        const request = JSON.parse(String(message)) as { id?: number; method?: string };
+        if (request.method === 'vm.create' && request.id !== undefined) creates.push(request.id);
+        server.send(message);
+      });
+      server.onMessage((message) => {
+        const answer = JSON.parse(String(message)) as { id?: number; result?: unknown };
+        const held = answer.id !== undefined && answer.result && creates.includes(answer.id);
+        if (held) void released.then(() => ws.send(message));
+        else ws.send(message);
+      });
+    });
+    await copying.goto(`${session.url}#/new`);
+    await copying.getByLabel('Name').fill('copied');
+    await copying.getByLabel('A disk image').check();
+    assert.equal(
+      await copying.getByLabel("Copy it into the VM's folder").isChecked(),
+      true,
+      'copying is the default for a disk image',
+    );
+    const missing = join(guests, 'missing.raw');
+    await copying.getByRole('textbox', { name: 'Disk image' }).fill(missing);
+    await copying.getByLabel('Kernel', { exact: true }).fill(echoKernel);
+    await copying.getByRole('button', { name: /Review/ }).click();
+    await copying.getByRole('heading', { name: 'Review' }).waitFor();
+    assert.match((await copying.locator('.review').textContent()) ?? '', /\(a copy\)/);
+    await copying.getByRole('button', { name: 'Create' }).click();
+    // The daemon cannot read it: the wizard goes back to the field and says why there.
+    await copying.locator('#field-image-error').getByText(`cannot read '${missing}': ENOENT`).waitFor();
+    assert.equal(
+      await copying.getByRole('textbox', { name: 'Disk image' }).getAttribute('aria-invalid'),
+      'true',
+    );
+    await screenshot(copying, 'wizard-copy-error');
+
+    await copying.getByRole('textbox', { name: 'Disk image' }).fill(source);
+    assert.equal(
+      await copying.locator('#field-image-error').count(),
+      0,
+      'the error goes once the path changes',
+    );
+    await copying.getByRole('button', { name: /Review/ }).click();
+    await copying.getByRole('heading', { name: 'Review' }).waitFor();
+    // Every state the bar is drawn in, as the DOM changes (not sampled: a fast copy is missed).
+    await copying.evaluate(() => {
+      const seen: { now: string | null; max: string | null }[] = [];
+      (window as unknown as { progressSeen: typeof seen }).progressSeen = seen;
+      new MutationObserver(() => {
+        const bar = document.querySelector('[role="progressbar"]');
+        const state = {
+          now: bar?.getAttribute('aria-valuenow') ?? null,
+          max: bar?.getAttribute('aria-valuemax') ?? null,
+        };
+        const last = seen.at(-1);
+        if (bar && (last?.now !== state.now || last?.max !== state.max)) seen.push(state);
+      }).observe(document.body, { subtree: true, childList: true, attributes: true });
+    });
+    await copying.getByRole('button', { name: 'Create' }).click();
+    const bar = copying.getByRole('progressbar', { name: 'Copying the disk images' });
+    await copying
+      .locator(`[role="progressbar"][aria-valuenow="${sourceBytes}"]`)
+      .waitFor({ timeout: 60_000 });
+    assert.equal(await bar.getAttribute('aria-valuemax'), String(sourceBytes));
+    assert.match((await bar.getAttribute('aria-valuetext')) ?? '', /^384M of 384M copied \(100%\)$/);
+    // Once more, by keyboard and by click: the create is not sent twice.
+    assert.equal(await copying.getByRole('button', { name: 'Creating…' }).isDisabled(), true);
+    await copying.locator('form').evaluate((form: HTMLFormElement) => form.requestSubmit());
+    assert.ok(await copying.getByRole('heading', { name: 'Review' }).isVisible(), 'still on the review');
+    assert.equal(await copying.locator('[aria-invalid="true"], .step-invalid').count(), 0);
+    await screenshot(copying, 'wizard-copy-progress');
+    release();
+
+    await copying.getByRole('heading', { name: /copied/ }).waitFor({ timeout: 60_000 });
+    assert.equal(creates.length, 2, 'one create for the missing image, one for the copy');
+    const seen = await copying.evaluate(
+      () =>
+        (window as unknown as { progressSeen: { now: string | null; max: string | null }[] }).progressSeen,
+    );
+    const values = seen.filter((state) => state.now !== null);
+    assert.ok(values.length > 0, `the bar showed bytes: ${JSON.stringify(seen)}`);
+    assert.ok(
+      values.every((state) => state.max === String(sourceBytes)),
+      `over the image's size: ${JSON.stringify(seen)}`,
+    );
+    const done = values.map((state) => Number(state.now));
+    assert.deepEqual(
+      done,
+      [...done].sort((a, b) => a - b),
+      'never backwards',
+    );
+    console.log(`progress bar states seen: ${done.map((n) => Math.round(n / MIB)).join(', ')} MiB`);
+    await copying.close();
+
+    const { spec } = await client.call('vm.get', { vm: 'copied' });
+    const { dataDir } = await client.call('daemon.info', {});
+    assert.equal(spec.disks.length, 1);
+    const disk = spec.disks[0]!;
+    assert.equal(dirname(disk.path), join(dataDir, 'vms', spec.id), "the disk is in the VM's folder");
+    assert.notEqual(disk.path, source);
+    assert.equal(disk.readonly, false);
+    assert.equal(statSync(disk.path).size, sourceBytes);
+    assert.ok(sameBytes(disk.path, source), 'the copy holds the same bytes as the source');
   });
 
   test('dark theme follows the system setting', async () => {

@@ -59,9 +59,12 @@ export function VmPage({ id, tab }: { id: string; tab: VmTab }) {
   const onTabKey = (event: KeyboardEvent<HTMLDivElement>) => {
     const step = event.key === 'ArrowRight' ? 1 : event.key === 'ArrowLeft' ? -1 : 0;
     if (step === 0) return;
-    const next = VM_TABS[(VM_TABS.indexOf(tab) + step + VM_TABS.length) % VM_TABS.length]!;
+    // From the focused tab, which moves at once: the route (and `tab`) follows a hashchange later,
+    // so a second key pressed before it would count from the old tab.
+    const from = VM_TABS.find((name) => (event.target as HTMLElement).id === `tab-${name}`) ?? tab;
+    const next = VM_TABS[(VM_TABS.indexOf(from) + step + VM_TABS.length) % VM_TABS.length]!;
+    document.getElementById(`tab-${next}`)?.focus();
     navigate({ view: 'vm', id, tab: next });
-    requestAnimationFrame(() => document.getElementById(`tab-${next}`)?.focus());
   };
 
   return (

@@ -31,10 +31,14 @@ export function Wizard() {
   const { store } = useServices();
   const host = useVms((state) => state.host);
   const vms = useVms((state) => state.vms);
-  const takenNames = useMemo(() => vms.map((vm) => vm.spec.name), [vms]);
-  const state = useForm(emptyForm, host, takenNames);
-  const [step, setStep] = useState<StepId>('source');
   const pending = useVms((state) => state.pending);
+  const names = useMemo(() => vms.map((vm) => vm.spec.name), [vms]);
+  // The VM being created is listed (its `created` event) just before the answer: its own name
+  // must not turn the form invalid meanwhile, so the names stay as they were at the submit.
+  const namesAtSubmit = useRef(names);
+  if (!pending) namesAtSubmit.current = names;
+  const state = useForm(emptyForm, host, namesAtSubmit.current);
+  const [step, setStep] = useState<StepId>('source');
   const [submitError, setSubmitError] = useState<string>();
   /** A failed create's error on the image field it names, until that form changes. */
   const [fieldError, setFieldError] = useState<{ field: string; text: string }>();
@@ -63,13 +67,13 @@ export function Wizard() {
   };
 
   const submit = async () => {
+    // The store refuses a second create while one runs; the button is disabled meanwhile too.
+    if (store.getState().pending) return;
     const params = state.checked.params;
     if (!params) {
       goTo('review');
       return;
     }
-    // The store refuses a second create while one runs; the button is disabled meanwhile too.
-    if (store.getState().pending) return;
     setSubmitError(undefined);
     setFieldError(undefined);
     try {
@@ -82,9 +86,9 @@ export function Wizard() {
         setFieldError({ field, text });
         setStep(stepOfField(field));
         focusFirstError();
-      } else if (error instanceof ApiError && error.code === ErrorCode.nameTaken) {
-        setStep('source');
+        return;
       }
+      if (error instanceof ApiError && error.code === ErrorCode.nameTaken) setStep('source');
       setSubmitError(text);
     }
   };
