@@ -323,15 +323,21 @@ describe('the window in Chromium, browser mode', { skip: browserSkipReason() || 
       [sourceBytes - MIB, MIB],
     ]);
 
-    // A page of its own whose socket passes through the test, which holds back the answer to
-    // vm.create: the copy is real and runs in the daemon, and the finished bar stays up to be
-    // looked at until the test lets the answer through.
+    // A page of its own whose socket passes through the test, in order, holding two moments for
+    // screenshots: the first partial progress (later messages wait behind it) and the answer to
+    // vm.create. The copy itself is real and runs on in the daemon meanwhile.
     const copying = await session.browser.newPage({ viewport: { width: 1200, height: 800 } });
     const creates: number[] = [];
-    let release = () => {};
-    const released = new Promise<void>((resolve) => {
-      release = resolve;
-    });
+    const hold = () => {
+      let open = () => {};
+      const opened = new Promise<void>((resolve) => {
+        open = resolve;
+      });
+      return { open, opened };
+    };
+    const midway = hold();
+    const answer = hold();
+    let midwayHeld = false;
     await copying.routeWebSocket(/\/api/, (ws) => {
       const server = ws.connectToServer();
       ws.onMessage((message) => {
@@ -339,11 +345,23 @@ describe('the window in Chromium, browser mode', { skip: browserSkipReason() || 
         if (request.method === 'vm.create' && request.id !== undefined) creates.push(request.id);
         server.send(message);
       });
+      let queue = Promise.resolve();
       server.onMessage((message) => {
-        const answer = JSON.parse(String(message)) as { id?: number; result?: unknown };
-        const held = answer.id !== undefined && answer.result && creates.includes(answer.id);
-        if (held) void released.then(() => ws.send(message));
-        else ws.send(message);
+        const note = JSON.parse(String(message)) as {
+          id?: number;
+          result?: unknown;
+          params?: { kind?: string; done?: number; total?: number };
+        };
+        const isAnswer = note.id !== undefined && note.result !== undefined && creates.includes(note.id);
+        const partial = note.params?.kind === 'progress' && note.params.done! < note.params.total!;
+        queue = queue.then(async () => {
+          if (isAnswer) await answer.opened;
+          ws.send(message);
+          if (partial && !midwayHeld) {
+            midwayHeld = true;
+            await midway.opened;
+          }
+        });
       });
     });
     await copying.goto(`${session.url}#/new`);
@@ -393,6 +411,10 @@ describe('the window in Chromium, browser mode', { skip: browserSkipReason() || 
     });
     await copying.getByRole('button', { name: 'Create' }).click();
     const bar = copying.getByRole('progressbar', { name: 'Copying the disk images' });
+    await copying.locator('[role="progressbar"][aria-valuenow]').waitFor({ timeout: 60_000 });
+    assert.ok(Number(await bar.getAttribute('aria-valuenow')) < sourceBytes, 'held part way');
+    await screenshot(copying, 'wizard-copy-progress-midway');
+    midway.open();
     await copying
       .locator(`[role="progressbar"][aria-valuenow="${sourceBytes}"]`)
       .waitFor({ timeout: 60_000 });
@@ -404,7 +426,7 @@ describe('the window in Chromium, browser mode', { skip: browserSkipReason() || 
     assert.ok(await copying.getByRole('heading', { name: 'Review' }).isVisible(), 'still on the review');
     assert.equal(await copying.locator('[aria-invalid="true"], .step-invalid').count(), 0);
     await screenshot(copying, 'wizard-copy-progress');
-    release();
+    answer.open();
 
     await copying.getByRole('heading', { name: /copied/ }).waitFor({ timeout: 60_000 });
     assert.equal(creates.length, 2, 'one create for the missing image, one for the copy');
