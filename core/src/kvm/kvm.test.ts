@@ -4,6 +4,7 @@ import { kvmTest } from '../../../tests/support/tags.js';
 import { Cap } from './constants.js';
 import { allocateGuestRam, EventFd, Kvm } from './kvm.js';
 import { native } from './native.js';
+import { CLOCK_DATA_SIZE } from './structs.js';
 
 describe('Kvm', () => {
   kvmTest('opens /dev/kvm with every capability Vireo needs and reports CPUID and MSRs', () => {
@@ -33,6 +34,7 @@ describe('Kvm', () => {
     assert.equal(sizes.cpuidEntry2, 40);
     assert.equal(sizes.msrEntry, 16);
     assert.equal(sizes.irqRoutingEntry, 48);
+    assert.equal(sizes.clock, CLOCK_DATA_SIZE);
     assert.equal(native().exitBufferSize, 4352);
   });
 

@@ -15,13 +15,17 @@ import {
 } from './constants.js';
 import { type NativeAddon, native } from './native.js';
 import {
+  CLOCK_DATA_SIZE,
+  type ClockData,
   type CpuidEntry,
+  decodeClockData,
   decodeCpuid2,
   decodeFpu,
   decodeMsrs,
   decodeRegs,
   decodeSregs,
   decodeVcpuEvents,
+  encodeClockData,
   encodeCpuid2,
   encodeFpu,
   encodeGsiRouting,
@@ -235,6 +239,21 @@ export class Vm {
 
   setState(kind: keyof typeof VmStateKind, bytes: Uint8Array): void {
     this.addon.vmSetState(this.fd, VmStateKind[kind], bytes);
+  }
+
+  /** KVM_GET_CLOCK: the guest's kvmclock now (nanoseconds), with KVM's TSC and realtime beside it. */
+  getClock(): ClockData {
+    const bytes = new Uint8Array(CLOCK_DATA_SIZE);
+    this.getState('CLOCK', bytes);
+    return decodeClockData(bytes);
+  }
+
+  /**
+   * KVM_SET_CLOCK. Without CLOCK_REALTIME in `flags` the clock is set to `clock` exactly; with it
+   * KVM adds the host realtime elapsed since `realtime` (what a migration wants, not a pause).
+   */
+  setClock(data: ClockData): void {
+    this.setState('CLOCK', encodeClockData(data));
   }
 
   createVcpu(id: number): Vcpu {

@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import {
+  CLOCK_REALTIME,
+  decodeClockData,
   decodeCpuid2,
   decodeMsrs,
   decodeRegs,
@@ -8,6 +10,7 @@ import {
   decodeVcpuEvents,
   defaultIrqchipRoutes,
   emptyRegs,
+  encodeClockData,
   encodeCpuid2,
   encodeGsiRouting,
   encodeMsrs,
@@ -47,6 +50,18 @@ describe('KVM struct layouts', () => {
     const cr3 = new DataView(bytes.buffer).getBigUint64(224 + 16, true);
     assert.equal(sregs.cr3, cr3);
     assert.equal(sregs.cs.selector, new DataView(bytes.buffer).getUint16(12, true));
+  });
+
+  test('clock data: clock at 0, flags at 8, realtime at 16, host TSC at 24', () => {
+    const data = { clock: 0x1_2345_6789n, flags: CLOCK_REALTIME, realtime: 0xfeed_beefn, hostTsc: 7n };
+    const bytes = encodeClockData(data);
+    const dv = new DataView(bytes.buffer);
+    assert.equal(bytes.length, 48);
+    assert.equal(dv.getBigUint64(0, true), 0x1_2345_6789n);
+    assert.equal(dv.getUint32(8, true), 4);
+    assert.equal(dv.getBigUint64(16, true), 0xfeed_beefn);
+    assert.equal(dv.getBigUint64(24, true), 7n);
+    assert.deepEqual(decodeClockData(bytes), data);
   });
 
   test('vcpu events put the exception at offset 0 and the payload at 56', () => {

@@ -9,6 +9,7 @@ export const VCPU_EVENTS_SIZE = 64;
 export const CPUID_ENTRY_SIZE = 40;
 export const MSR_ENTRY_SIZE = 16;
 export const IRQ_ROUTING_ENTRY_SIZE = 48;
+export const CLOCK_DATA_SIZE = 48;
 
 export interface Regs {
   rax: bigint;
@@ -426,6 +427,42 @@ export function decodeMsrs(bytes: Uint8Array, count?: number): MsrEntry[] {
     entries.push({ index: dv.getUint32(o, true), value: dv.getBigUint64(o + 8, true) });
   }
   return entries;
+}
+
+/** KVM_GET_CLOCK reports the clock as stable across vCPUs (the master clock is in use). */
+export const CLOCK_TSC_STABLE = 2;
+/** `realtime` is valid; given to KVM_SET_CLOCK, KVM adds the realtime elapsed since then. */
+export const CLOCK_REALTIME = 1 << 2;
+/** `hostTsc` is valid (KVM_GET_CLOCK only). */
+export const CLOCK_HOST_TSC = 1 << 3;
+
+/** struct kvm_clock_data: the guest's kvmclock in nanoseconds and what else KVM reported with it. */
+export interface ClockData {
+  clock: bigint;
+  flags: number;
+  realtime: bigint;
+  hostTsc: bigint;
+}
+
+export function decodeClockData(bytes: Uint8Array): ClockData {
+  need(bytes, CLOCK_DATA_SIZE, 'kvm_clock_data');
+  const dv = view(bytes);
+  return {
+    clock: dv.getBigUint64(0, true),
+    flags: dv.getUint32(8, true),
+    realtime: dv.getBigUint64(16, true),
+    hostTsc: dv.getBigUint64(24, true),
+  };
+}
+
+export function encodeClockData(data: ClockData, bytes = new Uint8Array(CLOCK_DATA_SIZE)): Uint8Array {
+  bytes.fill(0);
+  const dv = view(bytes);
+  dv.setBigUint64(0, BigInt.asUintN(64, data.clock), true);
+  dv.setUint32(8, data.flags >>> 0, true);
+  dv.setBigUint64(16, BigInt.asUintN(64, data.realtime), true);
+  dv.setBigUint64(24, BigInt.asUintN(64, data.hostTsc), true);
+  return bytes;
 }
 
 export type GsiRoute =

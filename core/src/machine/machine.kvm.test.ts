@@ -89,6 +89,42 @@ kvmTest('pause stops a counting guest where it is; resume carries on from the sa
   assert.deepEqual(await guest.exit, { reason: 'stopped' });
 });
 
+kvmTest("the guest's kvmclock runs with the host, and stands still across a pause", async () => {
+  const guest = await startGuest('clock', countingGuest());
+  try {
+    await guest.waitFor(() => ticks(guest.console()).length >= 1, 'the guest runs');
+    const nsSince = (from: bigint) => Number(guest.machine.guestClockNs() - from) / 1e6;
+
+    // Running: the clock advances about as much as the host's (loosely: the host here is busy).
+    let hostBegan = performance.now();
+    let guestBegan = guest.machine.guestClockNs();
+    await sleep(1000);
+    const runningMs = nsSince(guestBegan);
+    const hostRunningMs = performance.now() - hostBegan;
+    assert.ok(runningMs > hostRunningMs * 0.8, `running: guest ${runningMs} ms, host ${hostRunningMs} ms`);
+
+    // Paused for a second: after resume the clock is where pause() left it, give or take the
+    // moments around the pause and resume calls, far less than the second paused.
+    await guest.machine.pause();
+    hostBegan = performance.now();
+    guestBegan = guest.machine.guestClockNs();
+    await sleep(1000);
+    guest.machine.resume();
+    const pausedMs = nsSince(guestBegan);
+    const hostPausedMs = performance.now() - hostBegan;
+    assert.ok(hostPausedMs >= 1000);
+    assert.ok(pausedMs < hostPausedMs / 4, `paused: guest ${pausedMs} ms, host ${hostPausedMs} ms`);
+
+    // And it runs on from there.
+    const resumedAt = guest.machine.guestClockNs();
+    const ticksAtResume = ticks(guest.console()).length;
+    await guest.waitFor(() => ticks(guest.console()).length > ticksAtResume + 1, 'ticks after resume');
+    assert.ok(guest.machine.guestClockNs() > resumedAt, 'the clock runs after resume');
+  } finally {
+    await guest.machine.stop();
+  }
+});
+
 kvmTest('reset() reboots in place: RAM cleared, the kernel loaded again', async () => {
   const guest = await startGuest('boot-counter', bootCounterGuest(HALT_FOREVER));
   const boots = () => guest.console().match(/boot \d\n/g) ?? [];

@@ -3,7 +3,7 @@
 
 import { readFileSync } from 'node:fs';
 import { allocateGuestRam, Kvm, type Vcpu, type Vm } from '../kvm/kvm.js';
-import type { CpuidEntry } from '../kvm/structs.js';
+import type { ClockData, CpuidEntry } from '../kvm/structs.js';
 import { VcpuSet, type VmStop } from '../kvm/vcpu-set.js';
 import { GuestMemory } from '../memory/guest-memory.js';
 import type { NetBackend } from '../net/backend.js';
@@ -107,6 +107,8 @@ export class Machine {
   private closed = false;
   /** pause() was asked for and resume() has not come: a reboot starts its vCPUs paused too. */
   private pauseWanted = false;
+  /** The guest's kvmclock as pause() found it, written back by resume() so paused time is not guest time. */
+  private clockAtPause: ClockData | undefined;
   /** A reset() from the VMM's side: always reboots, whatever `onGuestReset` says. */
   private resetWanted = false;
   private stopWanted = false;
@@ -251,6 +253,7 @@ export class Machine {
    * state gets the kernel loaded again. The console history and the host's socket stay.
    */
   private rebuild(): void {
+    this.clockAtPause = undefined;
     this.board.platform.close();
     this.board.vm.close();
     for (const region of this.inputs.ram) zeroTouchedPages(region.bytes);
@@ -292,16 +295,45 @@ export class Machine {
    */
   async pause(): Promise<void> {
     this.pauseWanted = true;
-    const { platform } = this.board;
+    const { platform, vm } = this.board;
     platform.pause();
     await this.vcpuSet?.pause();
     await platform.quiesce();
+    // As QEMU does: the clock is read once the vCPUs are out, and a second pause keeps the first reading.
+    if (this.vcpuSet && !this.clockAtPause && this.board.vm === vm) this.clockAtPause = this.readClock(vm);
   }
 
   resume(): void {
     this.pauseWanted = false;
     this.board.platform.resume();
+    const held = this.clockAtPause;
+    this.clockAtPause = undefined;
+    // Flags 0 (no CLOCK_REALTIME): KVM sets the clock to exactly what it was, so the guest does not
+    // see the pause as a jump (soft-lockup warnings, timers all firing at once).
+    if (held) this.writeClock({ clock: held.clock, flags: 0, realtime: 0n, hostTsc: 0n });
     this.vcpuSet?.resume();
+  }
+
+  /** The guest's kvmclock in nanoseconds (KVM_GET_CLOCK), as the guest would read it now. */
+  guestClockNs(): bigint {
+    return this.board.vm.getClock().clock;
+  }
+
+  private readClock(vm: Vm): ClockData | undefined {
+    try {
+      return vm.getClock();
+    } catch (error) {
+      this.io.log(`the guest clock will run on through this pause: ${(error as Error).message}`);
+      return undefined;
+    }
+  }
+
+  private writeClock(data: ClockData): void {
+    try {
+      this.board.vm.setClock(data);
+    } catch (error) {
+      this.io.log(`the guest clock could not be set back after the pause: ${(error as Error).message}`);
+    }
   }
 
   /** The reset button: resolves once the machine is running its new boot (or has ended). */
