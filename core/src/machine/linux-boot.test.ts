@@ -54,15 +54,14 @@ describe('Linux boots', { skip: slowBootSkipReason() || materialSkipReason() }, 
   bootTest(
     'the built-in guest (small kernel, bzImage) answers magic SysRq on a serial break and powers off through ACPI',
     async () => {
-      // One vCPU: a 2-vCPU boot of this kernel made no console progress for 13 minutes on an
-      // emulating host (open: see the issue notes); SMP start-up is covered by the kvm guests.
+      // Two vCPUs: the kernel starts its AP through INIT/SIPI and the real-mode trampoline.
       // No init (rdinit names nothing) and a root device that never comes: the kernel sits in
       // rootwait with interrupts on and /dev/console open (so the UART's receive interrupt is
       // enabled), which needs no guest user space, so it runs on every host.
       const vm = startVireo([
         'run',
         '--cpus',
-        '1',
+        '2',
         '--memory',
         '128M',
         '--net',
@@ -72,7 +71,7 @@ describe('Linux boots', { skip: slowBootSkipReason() || materialSkipReason() }, 
       ]);
       try {
         const log = await vm.waitFor(/Waiting for root device \/dev\/vdz/, 25 * MINUTE);
-        assertKernelSawTheMachine(log, 1);
+        assertKernelSawTheMachine(log, 2);
         // 'h' is no SysRq command, so the kernel lists them all.
         await sysrq(vm, 'h', /sysrq: HELP : .*poweroff\(o\)/);
         await sysrq(vm, 'o', /sysrq: Power Off/);
