@@ -2,6 +2,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { ErrorCodeName, isMethodName, Methods, VmCreateParams, VmSpec } from './schema.js';
 
+const MIB = 1024 * 1024;
+
 test('create params get defaults and reject unknown fields', () => {
   const parsed = VmCreateParams.parse({ name: 'a' });
   assert.equal(parsed.cpus, 1);
@@ -23,10 +25,23 @@ test('boot, disks and network are checked field by field', () => {
   const good = VmCreateParams.parse({
     name: 'a',
     boot: { kind: 'kernel', kernel: '/k', initrd: '/i', cmdline: 'console=ttyS0' },
-    disks: [{ path: '/d.img', readonly: true }],
+    disks: [
+      { path: '/d.img', readonly: true },
+      { path: '/e.img', direct: true },
+      { create: { sizeBytes: MIB }, direct: true },
+    ],
     network: { mode: 'user', mac: '52:54:00:12:34:56' },
   });
-  assert.deepEqual(good.disks, [{ path: '/d.img', readonly: true, format: 'raw' }]);
+  assert.deepEqual(good.disks, [
+    { path: '/d.img', readonly: true, format: 'raw', direct: false },
+    { path: '/e.img', readonly: false, format: 'raw', direct: true },
+    { create: { sizeBytes: MIB }, readonly: false, direct: true },
+  ]);
+  const notBoolean = VmCreateParams.safeParse({ name: 'a', disks: [{ path: '/d.img', direct: 'yes' }] });
+  assert.deepEqual(
+    notBoolean.error?.issues.map((issue) => issue.path.join('.')),
+    ['disks.0.direct'],
+  );
 });
 
 test('names: no control characters, no surrounding spaces', () => {

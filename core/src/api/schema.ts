@@ -65,12 +65,19 @@ export const BootSource = z.discriminatedUnion('kind', [
 ]);
 export type BootSource = z.infer<typeof BootSource>;
 
+/**
+ * Opened with O_DIRECT, bypassing the host's page cache (QEMU's cache=none): the guest's own cache
+ * is not kept twice and writes reach the device; the VMM bounces buffers the guest did not align.
+ */
+const DirectIo = z.boolean().default(false);
+
 /** Attached as virtio-blk in order (/dev/vda, vdb, ...); the VMM takes raw images only so far. */
 export const Disk = z
   .object({
     path: AbsolutePath,
     readonly: z.boolean().default(false),
     format: z.enum(['raw', 'qcow2']).default('raw'),
+    direct: DirectIo,
   })
   .strict();
 export type Disk = z.infer<typeof Disk>;
@@ -101,6 +108,7 @@ export const NewDisk = z
         'a new disk needs sizeBytes, from (an image to copy), or both',
       ),
     readonly: z.literal(false).default(false),
+    direct: DirectIo,
   })
   .strict();
 export type NewDisk = z.input<typeof NewDisk>;

@@ -151,12 +151,15 @@ describe('VmLibrary', () => {
     writeFileSync(existing, 'data');
     const spec = await library.create({
       name: 'disks',
-      disks: [{ create: { sizeBytes: 8 * MIB } }, { path: existing, readonly: true }],
+      disks: [
+        { create: { sizeBytes: 8 * MIB }, direct: true },
+        { path: existing, readonly: true },
+      ],
     });
     const dir = join(dataHome, 'vireo', 'vms', spec.id);
     assert.deepEqual(spec.disks, [
-      { path: join(dir, 'disk-0.raw'), readonly: false, format: 'raw' },
-      { path: existing, readonly: true, format: 'raw' },
+      { path: join(dir, 'disk-0.raw'), readonly: false, format: 'raw', direct: true },
+      { path: existing, readonly: true, format: 'raw', direct: false },
     ]);
     const blank = statSync(join(dir, 'disk-0.raw'));
     assert.equal(blank.size, 8 * MIB);

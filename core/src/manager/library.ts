@@ -277,7 +277,7 @@ interface NewImage {
  */
 function placeNewDisks(
   dir: string,
-  requested: (Disk | { create: { sizeBytes?: number; from?: string } })[],
+  requested: (Disk | { create: { sizeBytes?: number; from?: string }; direct: boolean })[],
 ): { disks: Disk[]; images: NewImage[] } {
   const images: NewImage[] = [];
   let n = 0;
@@ -287,7 +287,7 @@ function placeNewDisks(
     do path = join(dir, `disk-${n++}.raw`);
     while (existsSync(path) || requested.some((other) => 'path' in other && other.path === path));
     images.push({ path, ...disk.create });
-    return { path, readonly: false, format: 'raw' };
+    return { path, readonly: false, format: 'raw', direct: disk.direct };
   });
   return { disks, images };
 }

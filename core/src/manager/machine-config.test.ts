@@ -54,11 +54,20 @@ test('the built-in guest: material kernel and initrd, the default command line f
 
 test('a kernel boot with disks maps to the MachineConfig; missing files and qcow2 fail clearly', () => {
   const config = machineConfigFromSpec(
-    spec({ boot: { kind: 'kernel', kernel, cmdline: 'quiet' }, disks: [{ path: disk, readonly: true }] }),
+    spec({
+      boot: { kind: 'kernel', kernel, cmdline: 'quiet' },
+      disks: [
+        { path: disk, readonly: true },
+        { path: disk, direct: true },
+      ],
+    }),
     material,
   );
   assert.equal(config.cmdline, 'quiet');
-  assert.deepEqual(config.disks, [{ path: disk, readOnly: true }]);
+  assert.deepEqual(config.disks, [
+    { path: disk, readOnly: true, direct: false },
+    { path: disk, readOnly: false, direct: true },
+  ]);
   assert.equal(
     errorCode(() =>
       machineConfigFromSpec(spec({ boot: { kind: 'kernel', kernel: join(dir, 'nope') } }), material),

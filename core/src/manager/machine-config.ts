@@ -58,7 +58,7 @@ export function machineConfigFromSpec(
     checkReadable('disk', disk.path, disk.readonly ? constants.R_OK : constants.R_OK | constants.W_OK);
   }
   const parsed = MachineConfig.safeParse({
-    disks: spec.disks.map((disk) => ({ path: disk.path, readOnly: disk.readonly })),
+    disks: spec.disks.map((disk) => ({ path: disk.path, readOnly: disk.readonly, direct: disk.direct })),
     console: spec.console.kind,
     // A VM keeps its MAC address from one start to the next (DHCP leases, udev names follow it).
     network:

@@ -4,7 +4,15 @@
 
 import assert from 'node:assert/strict';
 import { type ChildProcessWithoutNullStreams, spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import {
+  constants,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe } from 'node:test';
@@ -23,6 +31,7 @@ import type { VmEvent, VmStatus } from '../api/schema.js';
 import { startTestDaemon } from '../daemon/test-daemon.js';
 
 const MINUTE = 60_000;
+const { O_DIRECT } = constants;
 
 async function waitForState(client: ApiClient, vm: string, states: VmStatus['state'][], ms: number) {
   const deadline = Date.now() + ms;
@@ -203,7 +212,64 @@ describe('pause, resume and reset of real VMs under the daemon', () => {
       await daemon.cleanup();
     }
   });
+
+  kvmTest('a disk with direct: true is open with O_DIRECT in the VM host; one without is not', async () => {
+    const daemon = await startTestDaemon();
+    try {
+      const client = await daemon.client();
+      const kernel = buildPvhGuest(dir, 'direct-disks', countingGuest());
+      const cached = join(dir, 'cached.raw');
+      const direct = join(dir, 'direct.raw');
+      for (const image of [cached, direct]) writeFileSync(image, Buffer.alloc(1024 * 1024));
+      await client.call('vm.create', {
+        name: 'direct-disks',
+        memoryBytes: 64 * 1024 * 1024,
+        boot: { kind: 'kernel', kernel, cmdline: '' },
+        disks: [{ path: cached }, { path: direct, direct: true }],
+      });
+      const started = await client.call('vm.start', { vm: 'direct-disks' });
+      assert.equal(started.status.state, 'running');
+      assert.deepEqual(
+        started.spec.disks.map((disk) => disk.direct),
+        [false, true],
+      );
+      const flags = openFlags(started.status.pid!);
+      assert.ok(
+        flags.has(cached) && flags.has(direct),
+        `the VM host has both images open: ${[...flags.keys()]}`,
+      );
+      assert.ok(
+        flags.get(direct)!.some((f) => (f & O_DIRECT) !== 0),
+        `${direct} open with O_DIRECT (flags ${flags.get(direct)!.map((f) => f.toString(8))})`,
+      );
+      assert.ok(
+        flags.get(cached)!.every((f) => (f & O_DIRECT) === 0),
+        `${cached} open through the page cache (flags ${flags.get(cached)!.map((f) => f.toString(8))})`,
+      );
+      await client.call('vm.stop', { vm: 'direct-disks', force: true });
+    } finally {
+      await daemon.cleanup();
+    }
+  });
 });
+
+/** Path -> the open flags (fdinfo `flags:`, octal) of each of the process's descriptors for it. */
+function openFlags(pid: number): Map<string, number[]> {
+  const byPath = new Map<string, number[]>();
+  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+    let target: string;
+    let info: string;
+    try {
+      target = readlinkSync(`/proc/${pid}/fd/${fd}`);
+      info = readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8');
+    } catch {
+      continue; // closed while we looked
+    }
+    const flags = Number.parseInt(/^flags:\s+([0-7]+)$/m.exec(info)?.[1] ?? '', 8);
+    byPath.set(target, [...(byPath.get(target) ?? []), flags]);
+  }
+  return byPath;
+}
 
 /** `vireo console <vm>` as a child process, its output collected. */
 function attachConsole(env: NodeJS.ProcessEnv, vm: string) {

@@ -73,9 +73,9 @@ test('disks: new blank ones by size, existing ones by path; a disk image comes f
       image: '/images/root.raw',
       kernel: '/boot/vmlinuz',
       disks: [
-        { kind: 'new', size: '8G' },
-        { kind: 'existing', path: 'data.img', readonly: true, copy: false },
-        { kind: 'new', size: '1000' },
+        { kind: 'new', size: '8G', direct: false },
+        { kind: 'existing', path: 'data.img', readonly: true, copy: false, direct: false },
+        { kind: 'new', size: '1000', direct: false },
       ],
     }),
   );
@@ -90,12 +90,16 @@ test('disks: new blank ones by size, existing ones by path; a disk image comes f
       image: '/images/root.raw',
       kernel: '/boot/vmlinuz',
       imageCopy: false,
-      disks: [{ kind: 'new', size: '8G' }],
+      disks: [
+        { kind: 'new', size: '8G', direct: true },
+        { kind: 'existing', path: '/images/data.raw', readonly: false, copy: false, direct: true },
+      ],
     }),
   );
   assert.deepEqual(ok.params?.disks, [
-    { path: '/images/root.raw', readonly: false, format: 'raw' },
-    { create: { sizeBytes: 8 * GIB } },
+    { path: '/images/root.raw', readonly: false, format: 'raw', direct: false },
+    { create: { sizeBytes: 8 * GIB }, direct: true },
+    { path: '/images/data.raw', readonly: false, format: 'raw', direct: true },
   ]);
   assert.equal(ok.params?.boot?.kind, 'kernel');
   const missing = checkForm(form({ source: 'image', image: '', kernel: '/k' })).errors;
@@ -117,7 +121,7 @@ test('a spec comes back as the form it was made from', () => {
   );
   const spec = {
     ...VmCreateParams.parse(params),
-    disks: [{ path: '/d.img', readonly: true, format: 'raw' as const }],
+    disks: [{ path: '/d.img', readonly: true, format: 'raw' as const, direct: true }],
     version: 1 as const,
     id: 'web',
     createdAt: '2026-01-01T00:00:00Z',
@@ -133,7 +137,9 @@ test('a spec comes back as the form it was made from', () => {
     'tcp:127.0.0.1:8022:22, udp:0.0.0.0:5353:53',
     'forwards survive a settings edit',
   );
-  assert.deepEqual(back.disks, [{ kind: 'existing', path: '/d.img', readonly: true, copy: false }]);
+  assert.deepEqual(back.disks, [
+    { kind: 'existing', path: '/d.img', readonly: true, copy: false, direct: true },
+  ]);
   assert.deepEqual(checkForm(back).errors, {});
 });
 
@@ -141,7 +147,7 @@ test('an existing image is copied into the VM folder unless attached in place', 
   const image = form({ source: 'image', image: ' /images/root.raw ', kernel: '/boot/vmlinuz' });
   assert.equal(emptyForm().imageCopy, true, 'a disk image is copied by default');
   const copied = checkForm(image).params;
-  assert.deepEqual(copied?.disks, [{ create: { from: '/images/root.raw' } }]);
+  assert.deepEqual(copied?.disks, [{ create: { from: '/images/root.raw' }, direct: false }]);
   assert.ok(copied && copiesImages(copied));
   assert.ok(copied && VmCreateParams.safeParse(copied).success);
   const inPlace = checkForm({ ...image, imageCopy: false }).params;
@@ -150,9 +156,9 @@ test('an existing image is copied into the VM folder unless attached in place', 
   const rows = checkForm(
     form({
       disks: [
-        { kind: 'existing', path: '/images/data.raw', readonly: true, copy: true },
-        { kind: 'existing', path: 'relative.raw', readonly: false, copy: true },
-        { kind: 'existing', path: '/images/shared.raw', readonly: true, copy: false },
+        { kind: 'existing', path: '/images/data.raw', readonly: true, copy: true, direct: false },
+        { kind: 'existing', path: 'relative.raw', readonly: false, copy: true, direct: false },
+        { kind: 'existing', path: '/images/shared.raw', readonly: true, copy: false, direct: false },
       ],
     }),
   );
@@ -160,14 +166,14 @@ test('an existing image is copied into the VM folder unless attached in place', 
   const fixed = checkForm(
     form({
       disks: [
-        { kind: 'existing', path: '/images/data.raw', readonly: true, copy: true },
-        { kind: 'existing', path: '/images/shared.raw', readonly: true, copy: false },
+        { kind: 'existing', path: '/images/data.raw', readonly: true, copy: true, direct: false },
+        { kind: 'existing', path: '/images/shared.raw', readonly: true, copy: false, direct: false },
       ],
     }),
   );
   assert.deepEqual(fixed.params?.disks, [
-    { create: { from: '/images/data.raw' } },
-    { path: '/images/shared.raw', readonly: true, format: 'raw' },
+    { create: { from: '/images/data.raw' }, direct: false },
+    { path: '/images/shared.raw', readonly: true, format: 'raw', direct: false },
   ]);
 });
 
@@ -176,8 +182,8 @@ test("a failed copy's error goes to the field of the image it names", () => {
     source: 'image',
     image: '/images/root.raw',
     disks: [
-      { kind: 'new', size: '1G' },
-      { kind: 'existing', path: '/images/data.raw', readonly: false, copy: true },
+      { kind: 'new', size: '1G', direct: false },
+      { kind: 'existing', path: '/images/data.raw', readonly: false, copy: true, direct: false },
     ],
   });
   assert.equal(fieldNamedBy(named, "cannot read '/images/root.raw': EACCES"), 'image');

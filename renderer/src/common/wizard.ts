@@ -14,9 +14,10 @@ export type SourceKind = 'default' | 'kernel' | 'image';
  * An existing image is either attached where it is (the guest writes to that file) or copied into
  * the VM's folder first (`copy`: the source stays as it was; a copy is never read-only).
  */
-export type DiskRow =
+export type DiskRow = { direct: boolean } & (
   | { kind: 'new'; size: string }
-  | { kind: 'existing'; path: string; readonly: boolean; copy: boolean };
+  | { kind: 'existing'; path: string; readonly: boolean; copy: boolean }
+);
 
 export interface WizardForm {
   name: string;
@@ -78,6 +79,7 @@ export function formFromSpec(spec: VmSpec): WizardForm {
     path: disk.path,
     readonly: disk.readonly,
     copy: false,
+    direct: disk.direct,
   }));
   form.network = spec.network.mode;
   if (spec.network.mode !== 'none') form.mac = spec.network.mac ?? '';
@@ -149,7 +151,7 @@ export function checkForm(form: WizardForm, context: Context = {}): Checked {
   const disks: (Disk | NewDisk)[] = [];
   const diskField: string[] = [];
   if (form.source === 'image') {
-    disks.push(existingDisk(form.image, false, form.imageCopy));
+    disks.push(existingDisk(form.image, { readonly: false, copy: form.imageCopy, direct: false }));
     diskField.push('image');
   }
   form.disks.forEach((row, index) => {
@@ -160,10 +162,10 @@ export function checkForm(form: WizardForm, context: Context = {}): Checked {
       } catch (error) {
         errors[`disks.${index}.size`] = (error as Error).message;
       }
-      disks.push({ create: { sizeBytes } });
+      disks.push({ create: { sizeBytes }, direct: row.direct });
       diskField.push(`disks.${index}.size`);
     } else {
-      disks.push(existingDisk(row.path, row.readonly, row.copy));
+      disks.push(existingDisk(row.path, row));
       diskField.push(`disks.${index}.path`);
     }
   });
@@ -225,8 +227,13 @@ export function checkForm(form: WizardForm, context: Context = {}): Checked {
 }
 
 /** An image people named: a copy into the VM's folder, or the file itself. */
-function existingDisk(path: string, readonly: boolean, copy: boolean): Disk | NewDisk {
-  return copy ? { create: { from: path.trim() } } : { path: path.trim(), readonly, format: 'raw' };
+function existingDisk(
+  path: string,
+  { readonly, copy, direct }: { readonly: boolean; copy: boolean; direct: boolean },
+): Disk | NewDisk {
+  return copy
+    ? { create: { from: path.trim() }, direct }
+    : { path: path.trim(), readonly, format: 'raw', direct };
 }
 
 /** Whether the params copy any image, which takes a while and reports progress. */

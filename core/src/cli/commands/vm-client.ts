@@ -134,7 +134,8 @@ export function describeVm(info: VmInfo): string {
     lines.push(`cmdline:    ${spec.boot.cmdline}`);
   }
   for (const disk of spec.disks) {
-    lines.push(`disk:       ${disk.path} (${disk.format}${disk.readonly ? ', read-only' : ''})`);
+    const options = [disk.format, disk.readonly && 'read-only', disk.direct && 'O_DIRECT'].filter(Boolean);
+    lines.push(`disk:       ${disk.path} (${options.join(', ')})`);
   }
   const network = spec.network;
   lines.push(`network:    ${network.mode === 'tap' ? `tap ${network.tap}` : network.mode}`);

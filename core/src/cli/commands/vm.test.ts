@@ -126,6 +126,30 @@ describe('vireo VM commands', { timeout: 120_000 }, () => {
     assert.match(badPort.stderr, /a port is 1-65535/);
   });
 
+  test('disks: --disk path:ro:direct on create and edit, shown by inspect; unknown flags fail', () => {
+    const image = join(root, 'data.raw');
+    writeFileSync(image, Buffer.alloc(1024 * 1024));
+    const created = vireo('create', 'disky', '--disk', `${image}:direct`, '--disk', `${image}:ro`, '--json');
+    assert.equal(created.status, 0, created.stderr);
+    assert.deepEqual(JSON.parse(created.stdout).spec.disks, [
+      { path: image, readonly: false, format: 'raw', direct: true },
+      { path: image, readonly: true, format: 'raw', direct: false },
+    ]);
+    assert.match(
+      vireo('inspect', 'disky').stdout,
+      /disk: +\S+data\.raw \(raw, O_DIRECT\)\n.*data\.raw \(raw, read-only\)\n/,
+    );
+    const edited = vireo('edit', 'disky', '--disk', `${image}:direct:ro`, '--json');
+    assert.equal(edited.status, 0, edited.stderr);
+    assert.deepEqual(JSON.parse(edited.stdout).spec.disks, [
+      { path: image, readonly: true, format: 'raw', direct: true },
+    ]);
+    assert.match(vireo('inspect', 'disky').stdout, /data\.raw \(raw, read-only, O_DIRECT\)/);
+    const bad = vireo('edit', 'disky', '--disk', `${image}:nocache`);
+    assert.equal(bad.status, 2);
+    assert.match(bad.stderr, /unknown flag 'nocache' \(ro, rw, raw, qcow2, direct\)/);
+  });
+
   test('edit with no options opens $EDITOR on the settings', () => {
     const editor = join(root, 'editor.sh');
     writeFileSync(editor, '#!/bin/sh\nsed -i \'s/"cpus": 3/"cpus": 5/\' "$1"\n', { mode: 0o755 });

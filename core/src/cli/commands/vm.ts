@@ -55,8 +55,8 @@ function addSettingsOptions(command: Command): Command {
       new Option('--cpu-profile <name>', 'CPUID profile').choices(['auto', 'host', 'emulation-safe']),
     )
     .option(
-      '--disk <path[:ro][:qcow2]>',
-      'a disk image as virtio-blk (/dev/vda, vdb, ... in order; raw only so far); repeatable',
+      '--disk <path[:ro][:qcow2][:direct]>',
+      'a disk image as virtio-blk (/dev/vda, vdb, ... in order; raw only so far); direct: O_DIRECT, bypassing the host page cache; repeatable',
       collect,
     )
     .option('--network <mode>', 'none, user (passt) or tap:<ifname>')
@@ -86,13 +86,15 @@ function parseDisk(text: string): Disk {
   if (!path) throw usageError(`--disk '${text}': no path`);
   let readonly = false;
   let format: Disk['format'] = 'raw';
+  let direct = false;
   for (const flag of flags) {
     if (flag === 'ro') readonly = true;
     else if (flag === 'rw') readonly = false;
     else if (flag === 'raw' || flag === 'qcow2') format = flag;
-    else throw usageError(`--disk '${text}': unknown flag '${flag}' (ro, rw, raw, qcow2)`);
+    else if (flag === 'direct') direct = true;
+    else throw usageError(`--disk '${text}': unknown flag '${flag}' (ro, rw, raw, qcow2, direct)`);
   }
-  return { path: resolve(path), readonly, format };
+  return { path: resolve(path), readonly, format, direct };
 }
 
 interface CreateDiskFlags {

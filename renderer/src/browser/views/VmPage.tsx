@@ -165,7 +165,8 @@ function Details({ vm }: { vm: VmInfo }) {
             {spec.disks.map((disk, index) => (
               <li key={disk.path}>
                 /dev/vd{String.fromCharCode(97 + index)}: <code>{disk.path}</code> ({disk.format}
-                {disk.readonly && ', read-only'})
+                {disk.readonly && ', read-only'}
+                {disk.direct && ', O_DIRECT'})
               </li>
             ))}
           </ol>

@@ -201,8 +201,8 @@ export function Review({ form }: { form: WizardForm }) {
           : form.disks
               .map((disk) =>
                 disk.kind === 'new'
-                  ? `new blank ${disk.size}`
-                  : `${disk.path}${disk.copy ? ' (a copy)' : disk.readonly ? ' (read-only)' : ''}`,
+                  ? `new blank ${disk.size}${disk.direct ? ' (O_DIRECT)' : ''}`
+                  : `${disk.path}${disk.copy ? ' (a copy)' : disk.readonly ? ' (read-only)' : ''}${disk.direct ? ' (O_DIRECT)' : ''}`,
               )
               .join(', ')}
       </dd>

@@ -315,6 +315,15 @@ export function DisksSection({ form, errors, change }: SectionProps) {
                 )}
               </>
             )}
+            <label className="check">
+              <input
+                type="checkbox"
+                name={`disks.${index}.direct`}
+                checked={row.direct}
+                onChange={(event) => setRow(index, { ...row, direct: event.target.checked }, 'path')}
+              />
+              Bypass the host's page cache (O_DIRECT)
+            </label>
             <button
               type="button"
               className="link"
@@ -328,7 +337,7 @@ export function DisksSection({ form, errors, change }: SectionProps) {
       <div className="actions">
         <button
           type="button"
-          onClick={() => change({ disks: [...form.disks, { kind: 'new', size: '8G' }] }, [])}
+          onClick={() => change({ disks: [...form.disks, { kind: 'new', size: '8G', direct: false }] }, [])}
         >
           Add a new disk
         </button>
@@ -336,7 +345,12 @@ export function DisksSection({ form, errors, change }: SectionProps) {
           type="button"
           onClick={() =>
             change(
-              { disks: [...form.disks, { kind: 'existing', path: '', readonly: false, copy: true }] },
+              {
+                disks: [
+                  ...form.disks,
+                  { kind: 'existing', path: '', readonly: false, copy: true, direct: false },
+                ],
+              },
               [],
             )
           }
