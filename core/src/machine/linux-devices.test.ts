@@ -4,6 +4,7 @@
 // space cannot run (see guestUserspaceSkipReason) and run in full on hardware virtualization.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { networkInterfaces, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -91,6 +92,55 @@ describe('virtio devices in a Linux guest', { skip: slowBootSkipReason() || mate
       const after = ext4Superblock(root);
       assert.equal(after.mountCount, 1, "the guest's superblock write (mount count) is in the image file");
       assert.ok(after.mountTime >= bootStarted - 5, 'the mount time is the guest clock, i.e. the host time');
+    },
+    { timeout: 25 * MINUTE },
+  );
+
+  bootTest(
+    'a read-only virtio-blk disk: the kernel is refused a read-write mount, mounts it read-only, its log on hvc0',
+    async () => {
+      const root = join(work, 'readonly-root.ext4');
+      makeExt4Image(root, 16);
+      const before = createHash('sha256').update(readFileSync(root)).digest('hex');
+      // Only console=hvc0: the kernel's lines from the moment virtio-console registers reach the
+      // terminal through it.
+      const vm = startVireo([
+        'run',
+        '--kernel',
+        material!.smallKernel.vmlinux,
+        '--memory',
+        '128M',
+        '--net',
+        'none',
+        '--disk',
+        `${root},readonly`,
+        '--console',
+        'virtio',
+        '--append',
+        'console=hvc0 panic=-1 root=/dev/vda rw rootwait',
+      ]);
+      try {
+        const log = await vm.waitFor(/No working init found|VFS: Cannot open root device/, 20 * MINUTE);
+        assert.doesNotMatch(
+          log,
+          /Linux version /,
+          'nothing through the UART (earlier lines are not replayed)',
+        );
+        assert.match(
+          log,
+          /virtio_blk virtio\d: \[vda\] 32768 512-byte logical blocks/,
+          'kernel lines on hvc0',
+        );
+        assert.match(log, /\/dev\/root: Can't open blockdev/, 'the read-write open is refused');
+        // The kernel asks for a writable block device first, is refused (EACCES), and retries
+        // read-only: the read-only feature reached the guest's block layer.
+        assert.match(log, /VFS: Mounted root \(ext4 filesystem\) readonly on device/);
+        assert.equal((await vm.exited).code, 0);
+      } finally {
+        await finish(vm);
+      }
+      const afterwards = createHash('sha256').update(readFileSync(root)).digest('hex');
+      assert.equal(afterwards, before, 'the read-only image is byte for byte unchanged');
     },
     { timeout: 25 * MINUTE },
   );
