@@ -4,11 +4,10 @@
 // them and the library validates every spec file.
 
 import { z } from 'zod';
+import { CONSOLE_KINDS, CPU_PROFILE_NAMES, MAX_CMDLINE, MAX_CPUS, MIN_MEMORY } from '../machine/config.js';
 import { Network } from '../net/config.js';
 
 const MIB = 1024 * 1024;
-export const MIN_MEMORY_BYTES = 32 * MIB;
-export const MAX_CPUS = 255;
 export const MAX_DISKS = 16;
 export const SPEC_VERSION = 1;
 
@@ -34,12 +33,12 @@ const AbsolutePath = z
   .max(4096)
   .refine((path) => path.startsWith('/'), 'must be an absolute path');
 
-export const CpuProfile = z.enum(['auto', 'host', 'emulation-safe']);
+export const CpuProfile = z.enum(CPU_PROFILE_NAMES);
 
 export const MemoryBytes = z
   .number()
   .int()
-  .min(MIN_MEMORY_BYTES, `memory must be at least ${MIN_MEMORY_BYTES / MIB}M`)
+  .min(MIN_MEMORY, `memory must be at least ${MIN_MEMORY / MIB}M`)
   .max(2 ** 46, 'memory is more than 64T')
   .refine((n) => n % (2 * MIB) === 0, 'memory must be a multiple of 2M');
 
@@ -59,7 +58,10 @@ export const BootSource = z.discriminatedUnion('kind', [
       kind: z.literal('kernel'),
       kernel: AbsolutePath,
       initrd: AbsolutePath.optional(),
-      cmdline: z.string().max(4095, 'the kernel command line is longer than 4095 bytes').default(''),
+      cmdline: z
+        .string()
+        .max(MAX_CMDLINE, `the kernel command line is longer than ${MAX_CMDLINE} bytes`)
+        .default(''),
     })
     .strict(),
 ]);
@@ -134,7 +136,7 @@ export { Network };
 /** Which console the terminal attaches to: the 8250 UART (ttyS0) or virtio-console (hvc0). */
 export const ConsoleSpec = z
   .object({
-    kind: z.enum(['serial', 'virtio']).default('serial'),
+    kind: z.enum(CONSOLE_KINDS).default('serial'),
     historyBytes: z
       .number()
       .int()

@@ -9,6 +9,7 @@ import { basename, join, resolve } from 'node:path';
 import { type Command, Option } from 'commander';
 import type { BootSource, Disk, MethodParams, NewDisk, VmChanges, VmInfo } from '../../api/schema.js';
 import { formatSize, parseSize } from '../../api/size.js';
+import { CONSOLE_KINDS } from '../../machine/config.js';
 import { type PortForward, parseNetworkMode, parsePortForward } from '../../net/config.js';
 import { usageError } from '../errors.js';
 import { createProgressDisplay, progressStyle } from '../progress.js';
@@ -70,7 +71,7 @@ function addSettingsOptions(command: Command): Command {
       new Option(
         '--console <kind>',
         'the console `vireo console` attaches to: serial (ttyS0) or virtio (hvc0)',
-      ).choices(['serial', 'virtio']),
+      ).choices(CONSOLE_KINDS),
     )
     .option('--display <WxH|none>', 'framebuffer size, or none (kept in the spec; no display yet)')
     .option('--json', 'print the result as JSON');
