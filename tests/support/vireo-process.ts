@@ -13,6 +13,8 @@ export interface VireoRun {
   /** Resolves with the output once `pattern` matches it; rejects after `timeoutMs` or on exit. */
   waitFor(pattern: RegExp, timeoutMs: number): Promise<string>;
   type(text: string): void;
+  /** Kills the command (SIGKILL) if it still runs, and waits for it to be gone. */
+  stop(): Promise<void>;
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
@@ -39,6 +41,10 @@ export function startVireo(args: string[], env: NodeJS.ProcessEnv = {}): VireoRu
     output: () => text,
     exited,
     type: (input) => child.stdin.write(input),
+    async stop() {
+      child.kill('SIGKILL');
+      await exited;
+    },
     waitFor(pattern, timeoutMs) {
       return new Promise((resolve, reject) => {
         const check = () => {

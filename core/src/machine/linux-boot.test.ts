@@ -45,11 +45,6 @@ async function sysrq(vm: VireoRun, key: string, expected: RegExp): Promise<strin
   }
 }
 
-async function stopAndWait(vm: VireoRun): Promise<void> {
-  vm.child.kill('SIGKILL');
-  await vm.exited;
-}
-
 describe('Linux boots', { skip: slowBootSkipReason() || materialSkipReason() }, () => {
   bootTest(
     'the built-in guest (small kernel, bzImage) answers magic SysRq on a serial break and powers off through ACPI',
@@ -78,7 +73,7 @@ describe('Linux boots', { skip: slowBootSkipReason() || materialSkipReason() }, 
         const { code } = await vm.exited;
         assert.equal(code, 0, 'SysRq o powers off through ACPI S5: vireo run ends with status 0');
       } finally {
-        await stopAndWait(vm);
+        await vm.stop();
       }
     },
     { timeout: 30 * MINUTE },
@@ -115,7 +110,7 @@ describe('Linux boots', { skip: slowBootSkipReason() || materialSkipReason() }, 
         const { code } = await vm.exited;
         assert.equal(code, 0);
       } finally {
-        await stopAndWait(vm);
+        await vm.stop();
       }
     },
     { timeout: 25 * MINUTE },
@@ -167,7 +162,7 @@ describe('the stock Debian kernel', {
           const { code } = await vm.exited;
           assert.equal(code, 0, 'a guest poweroff ends vireo run with status 0');
         } finally {
-          await stopAndWait(vm);
+          await vm.stop();
         }
       },
       { timeout: 20 * MINUTE },

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { after, describe } from 'node:test';
 import { guestMaterial, materialSkipReason } from '../../../tests/support/material.js';
 import { bootTest, guestUserspaceSkipReason, slowBootSkipReason } from '../../../tests/support/tags.js';
-import { startVireo, type VireoRun } from '../../../tests/support/vireo-process.js';
+import { startVireo } from '../../../tests/support/vireo-process.js';
 import { parseTestExit, SHELL_PROMPT, testScriptParameter } from '../guest-material/test-protocol.js';
 
 const MINUTE = 60_000;
@@ -41,11 +41,6 @@ function hostIPv4Addresses(): string[] {
     .flatMap((addresses) => addresses ?? [])
     .filter((address) => address.family === 'IPv4' && !address.internal)
     .map((address) => address.address);
-}
-
-async function finish(vm: VireoRun): Promise<void> {
-  vm.child.kill('SIGKILL');
-  await vm.exited;
 }
 
 describe('virtio devices in a Linux guest', { skip: slowBootSkipReason() || materialSkipReason() }, () => {
@@ -87,7 +82,7 @@ describe('virtio devices in a Linux guest', { skip: slowBootSkipReason() || mate
         const { code } = await vm.exited;
         assert.equal(code, 0, 'the panic reset ends vireo run normally');
       } finally {
-        await finish(vm);
+        await vm.stop();
       }
       const after = ext4Superblock(root);
       assert.equal(after.mountCount, 1, "the guest's superblock write (mount count) is in the image file");
@@ -137,7 +132,7 @@ describe('virtio devices in a Linux guest', { skip: slowBootSkipReason() || mate
         assert.match(log, /VFS: Mounted root \(ext4 filesystem\) readonly on device/);
         assert.equal((await vm.exited).code, 0);
       } finally {
-        await finish(vm);
+        await vm.stop();
       }
       const afterwards = createHash('sha256').update(readFileSync(root)).digest('hex');
       assert.equal(afterwards, before, 'the read-only image is byte for byte unchanged');
@@ -191,7 +186,7 @@ describe('virtio devices in a Linux guest', { skip: slowBootSkipReason() || mate
         assert.match(out, /hwrng-ok/);
         assert.equal((await vm.exited).code, 0);
       } finally {
-        await finish(vm);
+        await vm.stop();
       }
       const written = readFileSync(disk).subarray(1 << 20, (1 << 20) + 65536);
       for (let i = 0; i < written.length; i++) {
@@ -228,7 +223,7 @@ describe('virtio devices in a Linux guest', { skip: slowBootSkipReason() || mate
         vm.type('poweroff -f\n');
         assert.equal((await vm.exited).code, 0);
       } finally {
-        await finish(vm);
+        await vm.stop();
       }
     },
     { timeout: 25 * MINUTE },

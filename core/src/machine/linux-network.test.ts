@@ -117,8 +117,7 @@ describe('networking in a Linux guest', { skip: slowBootSkipReason() || material
         vm.type('poweroff -f\n');
         assert.equal((await vm.exited).code, 0);
       } finally {
-        vm.child.kill('SIGKILL');
-        await vm.exited;
+        await vm.stop();
       }
     },
     { timeout: 30 * MINUTE },
