@@ -211,6 +211,55 @@ static napi_value create_pit2(napi_env env, napi_callback_info info) {
   return make_undefined(env);
 }
 
+typedef struct {
+  int fd;  // a dup of the VM fd: the VM outlives the thread whatever JS closes meanwhile
+  uint8_t reinject;
+} reinject_job;
+
+static void *reinject_thread(void *data) {
+  reinject_job *job = data;
+  struct kvm_reinject_control control = {.pit_reinject = job->reinject};
+  while (ioctl(job->fd, KVM_REINJECT_CONTROL, &control) < 0 && errno == EINTR) {
+  }
+  close(job->fd);
+  free(job);
+  return NULL;
+}
+
+// setPitReinjectInBackground(vmFd, reinject): KVM_REINJECT_CONTROL on a thread of its own, as
+// KVM waits for SRCU grace periods (milliseconds each here) when it changes the PIT's interrupt
+// notifiers. Only the VM's teardown depends on the outcome (it has those waits to do otherwise),
+// so a failure is not reported; a bad fd is (EBADF) before the thread starts.
+static napi_value set_pit_reinject_in_background(napi_env env, napi_callback_info info) {
+  GET_ARGS(2);
+  int32_t fd;
+  bool reinject = false;
+  if (!arg_i32(env, argv[0], "vm fd", &fd)) return NULL;
+  if (napi_get_value_bool(env, argv[1], &reinject) != napi_ok) return throw_arg(env, "reinject", "not a boolean");
+  reinject_job *job = calloc(1, sizeof *job);
+  if (!job) return throw_errno(env, "KVM_REINJECT_CONTROL", ENOMEM);
+  job->fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  job->reinject = reinject ? 1 : 0;
+  if (job->fd < 0) {
+    int err = errno;
+    free(job);
+    return throw_errno(env, "KVM_REINJECT_CONTROL", err);
+  }
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  pthread_attr_setstacksize(&attr, 64 * 1024);
+  pthread_t thread;
+  int err = pthread_create(&thread, &attr, reinject_thread, job);
+  pthread_attr_destroy(&attr);
+  if (err) {
+    close(job->fd);
+    free(job);
+    return throw_errno(env, "KVM_REINJECT_CONTROL thread", err);
+  }
+  return make_undefined(env);
+}
+
 static napi_value irq_line(napi_env env, napi_callback_info info) {
   GET_ARGS(3);
   int32_t fd;
@@ -489,6 +538,7 @@ void kvm_exports(napi_env env, napi_value exports) {
   export_fn(env, exports, "setUserMemoryRegion", set_user_memory_region);
   export_fn(env, exports, "createIrqchip", create_irqchip);
   export_fn(env, exports, "createPit2", create_pit2);
+  export_fn(env, exports, "setPitReinjectInBackground", set_pit_reinject_in_background);
   export_fn(env, exports, "irqLine", irq_line);
   export_fn(env, exports, "ioeventfd", ioeventfd);
   export_fn(env, exports, "irqfd", irqfd);

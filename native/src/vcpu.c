@@ -20,6 +20,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -286,6 +287,46 @@ static napi_value clear_immediate_exit(napi_env env, napi_callback_info info) {
   return make_undefined(env);
 }
 
+// setThreadTicker(micros): from now on the calling thread gets the kick signal every `micros`
+// microseconds (0 stops it), so a KVM_RUN it makes returns EINTR within that time whatever the
+// guest does. For a thread that runs a vCPU while it also has other things to look at (the main
+// thread running vCPU 0 until its worker is ready, vcpu-set.ts).
+static __thread timer_t thread_ticker;
+static __thread bool thread_ticker_armed;
+
+static napi_value set_thread_ticker(napi_env env, napi_callback_info info) {
+  GET_ARGS(1);
+  uint32_t micros;
+  if (!arg_u32(env, argv[0], "micros", &micros)) return NULL;
+  if (thread_ticker_armed) {
+    timer_delete(thread_ticker);
+    thread_ticker_armed = false;
+  }
+  if (micros == 0) return make_undefined(env);
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, kick_signal());
+  pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+  struct sigevent event;
+  memset(&event, 0, sizeof event);
+  event.sigev_notify = SIGEV_THREAD_ID;
+  event.sigev_signo = kick_signal();
+  event._sigev_un._tid = (pid_t)syscall(SYS_gettid);
+  if (timer_create(CLOCK_MONOTONIC, &event, &thread_ticker) < 0) return throw_errno(env, "timer_create", errno);
+  thread_ticker_armed = true;
+  struct itimerspec spec;
+  spec.it_interval.tv_sec = micros / 1000000;
+  spec.it_interval.tv_nsec = (long)(micros % 1000000) * 1000;
+  spec.it_value = spec.it_interval;
+  if (timer_settime(thread_ticker, 0, &spec, NULL) < 0) {
+    int err = errno;
+    timer_delete(thread_ticker);
+    thread_ticker_armed = false;
+    return throw_errno(env, "timer_settime", err);
+  }
+  return make_undefined(env);
+}
+
 void vcpu_exports(napi_env env, napi_value exports) {
   pthread_once(&kick_once, install_kick_handler);
   export_fn(env, exports, "createVcpu", create_vcpu);
@@ -295,6 +336,7 @@ void vcpu_exports(napi_env env, napi_value exports) {
   export_fn(env, exports, "runStats", run_stats);
   export_fn(env, exports, "releaseThread", release_thread);
   export_fn(env, exports, "clearImmediateExit", clear_immediate_exit);
+  export_fn(env, exports, "setThreadTicker", set_thread_ticker);
   napi_set_named_property(env, exports, "kickSignal", make_i32(env, kick_signal()));
   napi_set_named_property(env, exports, "exitBufferSize", make_u32(env, EXIT_BUFFER_SIZE));
 }

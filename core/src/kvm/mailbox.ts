@@ -29,11 +29,18 @@ export const Ctl = {
   DOORBELL: 8,
   /** Writes posted to the ring instead of forwarded (see posted-writes.ts). */
   POSTED_EXITS: 9,
+  /** Who runs the vCPU while the main thread starts it (Handoff.*; see VcpuSet's startOnMainThread). */
+  HANDOFF: 10,
 } as const;
-export const CTL_WORDS = 10;
+export const CTL_WORDS = 11;
 
 export const Command = { RUN: 0, PAUSE: 1, STOP: 2 } as const;
 export const Answer = { CONTINUE: 0, STOP: 1 } as const;
+/**
+ * A vCPU the main thread runs first: MAIN while it does, WANTED once the worker is ready to take
+ * it, then GRANTED (the worker runs it from there) or ABANDONED (the VM ended before that).
+ */
+export const Handoff = { NONE: 0, MAIN: 1, WANTED: 2, GRANTED: 3, ABANDONED: 4 } as const;
 
 export function createControl(): Int32Array {
   return new Int32Array(new SharedArrayBuffer(CTL_WORDS * 4));
@@ -56,6 +63,8 @@ export interface VcpuWorkerData {
   /** The vCPU's posted-write ring and what may be posted (absent: nothing is). */
   postedRing?: SharedArrayBuffer;
   posted?: PostedWriteConfig;
+  /** The main thread is running this vCPU: take it over through Ctl.HANDOFF first. */
+  handoff?: boolean;
 }
 
 type WaitAsyncResult =

@@ -47,6 +47,7 @@ export interface NativeAddon {
   ): void;
   createIrqchip(vmFd: number): void;
   createPit2(vmFd: number, flags: number): void;
+  setPitReinjectInBackground(vmFd: number, reinject: boolean): void;
   irqLine(vmFd: number, irq: number, level: number): void;
   ioeventfd(
     vmFd: number,
@@ -76,6 +77,8 @@ export interface NativeAddon {
   runStats(vcpuFd: number): { runs: number; userNs: number };
   releaseThread(vcpuFd: number): void;
   clearImmediateExit(vcpuFd: number): void;
+  /** The calling thread gets the kick signal every `micros` µs (0: stop), so its KVM_RUN returns in time. */
+  setThreadTicker(micros: number): void;
   readonly structSizes: NativeStructSizes;
   readonly kickSignal: number;
   readonly exitBufferSize: number;

@@ -112,7 +112,9 @@ describe('vCPU runner', () => {
       const stop = await set.done;
       assert.equal(stop.reason, 'shutdown');
       assert.equal(mainThreadBench, 0);
-      assert.deepEqual(set.stats(), [{ localExits: exits, forwardedExits: 1, postedExits: 0 }]);
+      assert.deepEqual(set.stats(), [
+        { localExits: exits, forwardedExits: 1, postedExits: 0, mainThreadExits: 0, thread: 'none' },
+      ]);
     },
   );
 
@@ -125,7 +127,9 @@ describe('vCPU runner', () => {
       const set = start(vm, new HandlerBus().on(TestPort.BENCH, { write: () => bench++ }));
       assert.equal((await set.done).reason, 'shutdown');
       assert.equal(bench, exits);
-      assert.deepEqual(set.stats(), [{ localExits: 0, forwardedExits: exits + 1, postedExits: 0 }]);
+      assert.deepEqual(set.stats(), [
+        { localExits: 0, forwardedExits: exits + 1, postedExits: 0, mainThreadExits: 0, thread: 'none' },
+      ]);
     },
   );
 
@@ -156,7 +160,9 @@ describe('vCPU runner', () => {
         // Every posted write was applied, and before the forwarded debug-exit write that followed them.
         assert.equal(order.length, exits + 1);
         assert.equal(order.at(-1), TestPort.DEBUG_EXIT);
-        assert.deepEqual(set.stats(), [{ localExits: 0, forwardedExits: 1, postedExits: exits }]);
+        assert.deepEqual(set.stats(), [
+          { localExits: 0, forwardedExits: 1, postedExits: exits, mainThreadExits: 0, thread: 'none' },
+        ]);
       },
     );
   }
@@ -240,6 +246,65 @@ describe('vCPU runner', () => {
       assert.match(stop.message, /triple fault/);
     },
   );
+
+  kvmTest(
+    'startOnMainThread: vCPU 0 enters the guest on the main thread, whose exits are answered there; a VM that ends at once needs no worker',
+    async () => {
+      const vm = testVm({ guest: testGuest('port-io') });
+      const reports: number[] = [];
+      const order: string[] = [];
+      const pio = new HandlerBus()
+        .on(TestPort.REPORT, { write: (data) => reports.push(littleEndian(data)) })
+        .on(TestPort.QUERY, { read: (data) => putLittleEndian(data, 0x1000_0041) });
+      setImmediate(() => order.push('event loop'));
+      const set = start(vm, pio, { startOnMainThread: true });
+      // Every exit was answered before start() returned: the guest ran on this thread.
+      assert.deepEqual(reports, [0x68, 0x69, 0x1234, 0xdead_beef, 0x1000_0042]);
+      assert.equal(set.stats()[0]!.thread, 'none');
+      const stop = await set.done;
+      order.push('done');
+      assert.equal(stop.reason, 'shutdown');
+      assert.equal(stop.status, 0x2a);
+      assert.ok(set.stats()[0]!.mainThreadExits >= 5);
+      assert.equal(set.stats()[0]!.forwardedExits, 0, 'no worker ran the vCPU');
+      // A VM that ended on the main thread reports it through the event loop, so that one that
+      // resets at once and reboots cannot keep timers and stops from ever running.
+      assert.deepEqual(order, ['event loop', 'done']);
+    },
+  );
+
+  kvmTest(
+    'startOnMainThread: the worker takes the vCPU over from the main thread, which then answers its exits as forwarded ones',
+    async () => {
+      // Reports its APIC id, then halts with interrupts off: only a kick gets the vCPU out.
+      const vm = testVm({ guest: testGuest('smp') });
+      const reports: number[] = [];
+      const pio = new HandlerBus().on(TestPort.REPORT, { write: (data) => reports.push(littleEndian(data)) });
+      const set = start(vm, pio, { startOnMainThread: true });
+      assert.deepEqual(reports, [0], 'reported from the main thread, inside start()');
+      assert.equal(set.stats()[0]!.mainThreadExits, 1);
+      assert.equal(set.stats()[0]!.thread, 'worker', 'start() returns once the worker has the vCPU');
+      await sleep(50);
+      const stop = await set.stop('test over');
+      assert.equal(stop.reason, 'stopped');
+      assert.equal(set.stats()[0]!.thread, 'none');
+    },
+  );
+
+  kvmTest('startOnMainThread: exits after the handoff reach the main-thread devices', async () => {
+    const vm = testVm({ guest: testGuest('cpl3-loop'), param: 1n << 40n });
+    let writes = 0;
+    const pio = new HandlerBus().on(TestPort.BENCH, { write: () => writes++ });
+    const set = start(vm, pio, { startOnMainThread: true });
+    const onMain = set.stats()[0]!.mainThreadExits;
+    assert.ok(onMain > 0, 'the guest looped on the main thread first');
+    await sleep(200);
+    assert.equal(set.stats()[0]!.thread, 'worker');
+    assert.equal((await set.stop()).reason, 'stopped');
+    const stats = set.stats()[0]!;
+    assert.ok(stats.forwardedExits > 0, 'then on its worker, forwarding each exit');
+    assert.equal(writes, onMain + stats.forwardedExits, 'every exit answered once');
+  });
 
   kvmTest('pause parks every vCPU, resume runs them on, stop ends them', async () => {
     const vm = testVm({ guest: testGuest('cpl3-loop'), param: 1n << 40n });

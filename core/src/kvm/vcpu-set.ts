@@ -8,6 +8,11 @@
 //   while the vCPU waits. The main thread never blocks: it waits with Atomics.waitAsync.
 // Other exits (shutdown, system events, entry failures, internal errors) also come here and go
 // through `onSpecialExit`, then the default policy.
+//
+// Booting a worker is booting a Node environment (~25 ms here), longer than building the VM. With
+// `startOnMainThread`, vCPU 0 enters the guest on the main thread at once, answering its exits
+// right there, until its worker is up and takes it over (Ctl.HANDOFF); a VM that ends before
+// then never needs that thread.
 import type { Worker } from 'node:worker_threads';
 import { ExitReason, exitReasonName, SystemEvent } from './constants.js';
 import {
@@ -22,7 +27,7 @@ import {
 } from './exit.js';
 import { dispatchIo, dispatchMmio, type ExitBus } from './exit-bus.js';
 import type { Vcpu } from './kvm.js';
-import { Answer, Command, Ctl, createControl, type VcpuWorkerData, waitAsync } from './mailbox.js';
+import { Answer, Command, Ctl, createControl, Handoff, type VcpuWorkerData, waitAsync } from './mailbox.js';
 import { native } from './native.js';
 import { type PostedWriteConfig, PostedWriteRing, SPACE_PIO } from './posted-writes.js';
 import { takeVcpuWorker } from './vcpu-threads.js';
@@ -74,9 +79,32 @@ export interface VcpuSetOptions {
    * queues them and runs on; the main thread applies them in order before any other exit.
    */
   postedWrites?: PostedWriteConfig;
+  /**
+   * Run vCPU 0 on the main thread from start() until its worker takes it over (see above). The
+   * event loop waits meanwhile, so this is for a VM host whose devices can wait that long. Not
+   * with worker devices or posted writes, which live on the worker's path.
+   */
+  startOnMainThread?: boolean;
+  /**
+   * While the main thread runs vCPU 0 the event loop stands still: this is called after its
+   * first exit, then at most every millisecond, and when the worker takes over, for what devices
+   * leave to the loop (batched console output).
+   */
+  onMainThreadTurn?: () => void;
 }
 
 const DEFAULT_LINGER_MICROS = 0;
+/** While the main thread runs vCPU 0, it looks at the handoff at least this often (µs). */
+const MAIN_THREAD_TICK_MICROS = 1000;
+/**
+ * The main thread starts vCPU 0's worker once the guest has run this long (ms): starting one costs
+ * the main thread ~5 ms here, which a guest that is done sooner (a test, a benchmark) never needs.
+ */
+const WORKER_AFTER_MS = 2;
+/** How often onMainThreadTurn runs while the main thread runs vCPU 0 (ms). */
+const MAIN_THREAD_TURN_MS = 1;
+/** A worker not ready by then has failed to start: the VM stops with an error (ms). */
+const HANDOFF_DEADLINE_MS = 10_000;
 const DEFAULT_BURST_BUDGET_MS = 2;
 
 export interface VcpuStats {
@@ -86,6 +114,10 @@ export interface VcpuStats {
   forwardedExits: number;
   /** Writes posted to the main thread without waiting. */
   postedExits: number;
+  /** Exits answered while the main thread itself ran the vCPU (startOnMainThread). */
+  mainThreadExits: number;
+  /** Which thread runs the vCPU now ('none' once the VM ended). */
+  thread: 'main' | 'worker' | 'none';
 }
 
 interface Runner {
@@ -96,6 +128,7 @@ interface Runner {
   ring: PostedWriteRing;
   worker?: Worker;
   exited: boolean;
+  mainThreadExits: number;
 }
 
 export class VcpuSet {
@@ -121,6 +154,7 @@ export class VcpuSet {
       exit: new ExitBuffer(new Uint8Array(new SharedArrayBuffer(EXIT_BUFFER_SIZE))),
       ring: new PostedWriteRing(),
       exited: false,
+      mainThreadExits: 0,
     }));
   }
 
@@ -128,59 +162,136 @@ export class VcpuSet {
   start(): void {
     if (this.started) throw new Error('VcpuSet already started');
     this.started = true;
-    const moduleSpec = this.options.workerDevices?.module;
+    const first = this.options.startOnMainThread ? this.runners[0] : undefined;
+    if (first && (this.options.workerDevices || this.options.postedWrites)) {
+      throw new Error('startOnMainThread cannot be combined with worker devices or posted writes');
+    }
     for (const runner of this.runners) {
-      const workerData: VcpuWorkerData = {
-        vcpuIndex: runner.index,
-        vcpuFd: runner.vcpu.fd,
-        exitBuffer: runner.exit.bytes.buffer as SharedArrayBuffer,
-        control: runner.ctl.buffer as SharedArrayBuffer,
-        devicesModule: moduleSpec === undefined ? undefined : String(moduleSpec),
-        devicesOptions: this.options.workerDevices?.options,
-        postedRing: this.options.postedWrites ? runner.ring.buffer : undefined,
-        posted: this.options.postedWrites,
-      };
-      const worker = takeVcpuWorker(runner.index);
-      worker.postMessage(workerData);
-      runner.worker = worker;
-      worker.on('message', (message: { type: string; message: string; code?: string }) => {
-        if (message.type === 'error') {
-          this.requestStop({
-            reason: 'error',
-            vcpu: runner.index,
-            message: `vCPU ${runner.index} failed: ${message.message}`,
-          });
-        }
-      });
-      worker.on('error', (error) => {
-        this.requestStop({
-          reason: 'error',
-          vcpu: runner.index,
-          message: `vCPU ${runner.index} thread: ${error.message}`,
-        });
-      });
-      worker.on('exit', () => {
-        runner.exited = true;
-        Atomics.notify(runner.ctl, Ctl.DOORBELL);
-        this.requestStop({
-          reason: 'error',
-          vcpu: runner.index,
-          message: `vCPU ${runner.index} thread ended`,
-        });
-        if (this.runners.every((r) => r.exited)) {
-          // Writes the guest made before it stopped still reach their devices (its last console bytes).
-          this.drainPostedWrites();
-          if (this.drainTimer) clearInterval(this.drainTimer);
-          this.resolveDone(this.stopResult!);
-        }
-      });
-      void this.serve(runner);
+      if (runner !== first) this.startWorker(runner, false);
     }
     const maxDelayMs = this.options.postedWrites?.maxDelayMs ?? 0;
     if (maxDelayMs > 0) {
       this.drainTimer = setInterval(() => this.drainPostedWrites(), maxDelayMs);
       this.drainTimer.unref();
     }
+    if (first) this.runOnMainThread(first);
+  }
+
+  private startWorker(runner: Runner, handoff: boolean): void {
+    const moduleSpec = this.options.workerDevices?.module;
+    const workerData: VcpuWorkerData = {
+      vcpuIndex: runner.index,
+      vcpuFd: runner.vcpu.fd,
+      exitBuffer: runner.exit.bytes.buffer as SharedArrayBuffer,
+      control: runner.ctl.buffer as SharedArrayBuffer,
+      devicesModule: moduleSpec === undefined ? undefined : String(moduleSpec),
+      devicesOptions: this.options.workerDevices?.options,
+      postedRing: this.options.postedWrites ? runner.ring.buffer : undefined,
+      posted: this.options.postedWrites,
+      handoff,
+    };
+    const worker = takeVcpuWorker(runner.index);
+    worker.postMessage(workerData);
+    runner.worker = worker;
+    worker.on('message', (message: { type: string; message: string; code?: string }) => {
+      if (message.type === 'error') {
+        this.requestStop({
+          reason: 'error',
+          vcpu: runner.index,
+          message: `vCPU ${runner.index} failed: ${message.message}`,
+        });
+      }
+    });
+    worker.on('error', (error) => {
+      this.requestStop({
+        reason: 'error',
+        vcpu: runner.index,
+        message: `vCPU ${runner.index} thread: ${error.message}`,
+      });
+    });
+    worker.on('exit', () => {
+      if (runner.exited) return; // abandoned: the VM ended before this worker ran its vCPU
+      Atomics.notify(runner.ctl, Ctl.DOORBELL);
+      this.requestStop({
+        reason: 'error',
+        vcpu: runner.index,
+        message: `vCPU ${runner.index} thread ended`,
+      });
+      this.runnerEnded(runner);
+    });
+    if (!handoff) void this.serve(runner);
+  }
+
+  private runnerEnded(runner: Runner): void {
+    runner.exited = true;
+    if (this.runners.every((r) => r.exited)) {
+      // Writes the guest made before it stopped still reach their devices (its last console bytes).
+      this.drainPostedWrites();
+      if (this.drainTimer) clearInterval(this.drainTimer);
+      this.resolveDone(this.stopResult!);
+    }
+  }
+
+  /**
+   * Runs the vCPU here, answering its exits directly, until its worker (started once the guest has
+   * run WORKER_AFTER_MS, so that the guest's first instruction does not wait for it) asks for it
+   * or the VM ends.
+   */
+  private runOnMainThread(runner: Runner): void {
+    const addon = native();
+    const { ctl, exit } = runner;
+    const fd = runner.vcpu.fd;
+    const started = process.hrtime.bigint();
+    const turn = this.options.onMainThreadTurn;
+    let lastTurnMs = -Infinity;
+    Atomics.store(ctl, Ctl.HANDOFF, Handoff.MAIN);
+    addon.setThreadTicker(MAIN_THREAD_TICK_MICROS);
+    try {
+      while (!this.stopResult && Atomics.load(ctl, Ctl.HANDOFF) === Handoff.MAIN) {
+        const reason = addon.run(fd, exit.bytes);
+        if (reason !== ExitReason.INTR) {
+          runner.mainThreadExits++;
+          if (!this.handle(runner)) break;
+        }
+        const elapsedMs = Number(process.hrtime.bigint() - started) / 1e6;
+        if (turn && elapsedMs - lastTurnMs >= MAIN_THREAD_TURN_MS) {
+          lastTurnMs = elapsedMs;
+          turn();
+        }
+        if (!runner.worker) {
+          if (elapsedMs >= WORKER_AFTER_MS) this.startWorker(runner, true);
+        } else if (elapsedMs > HANDOFF_DEADLINE_MS) {
+          this.requestStop({
+            reason: 'error',
+            vcpu: runner.index,
+            message: `vCPU ${runner.index}: its thread did not start within ${HANDOFF_DEADLINE_MS / 1000} s`,
+          });
+        }
+      }
+    } catch (error) {
+      this.requestStop({
+        reason: 'error',
+        vcpu: runner.index,
+        message: `vCPU ${runner.index} failed: ${(error as Error).message}`,
+      });
+    } finally {
+      addon.setThreadTicker(0);
+      addon.releaseThread(fd);
+    }
+    turn?.();
+    if (this.stopResult) {
+      Atomics.store(ctl, Ctl.HANDOFF, Handoff.ABANDONED);
+      Atomics.notify(ctl, Ctl.HANDOFF);
+      // A worker still booting must not keep the process alive for a VM that is over.
+      runner.worker?.unref();
+      // Through the event loop: a guest that resets at once would otherwise reboot from a
+      // promise continuation, again and again, and nothing else (a stop, a timer) ever ran.
+      setImmediate(() => this.runnerEnded(runner));
+      return;
+    }
+    Atomics.store(ctl, Ctl.HANDOFF, Handoff.GRANTED);
+    Atomics.notify(ctl, Ctl.HANDOFF);
+    void this.serve(runner);
   }
 
   /** Ends the VM (idempotent: the first stop wins). Safe to call from a device handler. */
@@ -233,11 +344,17 @@ export class VcpuSet {
   }
 
   stats(): VcpuStats[] {
-    return this.runners.map((r) => ({
-      localExits: Atomics.load(r.ctl, Ctl.LOCAL_EXITS),
-      forwardedExits: Atomics.load(r.ctl, Ctl.FORWARDED_EXITS),
-      postedExits: Atomics.load(r.ctl, Ctl.POSTED_EXITS),
-    }));
+    return this.runners.map((r) => {
+      const handoff = Atomics.load(r.ctl, Ctl.HANDOFF);
+      const onMain = handoff === Handoff.MAIN || handoff === Handoff.WANTED;
+      return {
+        localExits: Atomics.load(r.ctl, Ctl.LOCAL_EXITS),
+        forwardedExits: Atomics.load(r.ctl, Ctl.FORWARDED_EXITS),
+        postedExits: Atomics.load(r.ctl, Ctl.POSTED_EXITS),
+        mainThreadExits: r.mainThreadExits,
+        thread: r.exited || handoff === Handoff.ABANDONED ? 'none' : onMain ? 'main' : 'worker',
+      };
+    });
   }
 
   private kick(runner: Runner): void {

@@ -1,14 +1,19 @@
-// The worker threads vCPUs run on, started ahead of need. Booting a worker is booting a new Node
-// environment (~20-30 ms here, longer than creating the whole VM), so `vireo run` starts one as
-// the process starts (bin/vireo) and it boots while the main thread loads the VMM and builds the
-// VM; VcpuSet then hands it its vCPU. Without a spare, VcpuSet starts a worker when it needs one.
-import { Worker } from 'node:worker_threads';
+// The worker threads vCPUs run on. Booting a worker is booting a new Node environment (~25 ms
+// here, longer than building the whole VM), so a VM host may start spares ahead of need; VcpuSet
+// takes a spare, or starts a worker when there is none.
+import { createRequire } from 'node:module';
+import type { Worker } from 'node:worker_threads';
 import type { VcpuWorkerBoot } from './mailbox.js';
 import { nativeAddonPath } from './native.js';
 
 const spares: Worker[] = [];
 
 function startWorker(name: string): Worker {
+  // Loaded on first use: node:worker_threads brings in node:stream (~3 ms here), which a VM's
+  // first instruction need not wait for when vCPU 0 starts on the main thread (vcpu-set.ts).
+  const { Worker } = createRequire(import.meta.url)(
+    'node:worker_threads',
+  ) as typeof import('node:worker_threads');
   const workerData: VcpuWorkerBoot = { addonPath: nativeAddonPath() };
   return new Worker(new URL('./vcpu-worker.js', import.meta.url), { workerData, name });
 }

@@ -6,7 +6,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { ExitReason } from './constants.js';
 import { ExitBuffer } from './exit.js';
 import { type CreateWorkerDevices, dispatchIo, dispatchMmio, type WorkerDevices } from './exit-bus.js';
-import { Answer, Command, Ctl, type VcpuWorkerBoot, type VcpuWorkerData } from './mailbox.js';
+import { Answer, Command, Ctl, Handoff, type VcpuWorkerBoot, type VcpuWorkerData } from './mailbox.js';
 import { native } from './native.js';
 import {
   POSTED_RING_SLOTS,
@@ -113,18 +113,35 @@ async function runVcpu(data: VcpuWorkerData): Promise<void> {
     }
   }
 
+  /** Takes the vCPU over from the main thread; false: the VM ended before it could. */
+  function takeOver(): boolean {
+    if (Atomics.compareExchange(ctl, Ctl.HANDOFF, Handoff.MAIN, Handoff.WANTED) !== Handoff.MAIN) {
+      return Atomics.load(ctl, Ctl.HANDOFF) === Handoff.GRANTED;
+    }
+    addon.kick(fd); // out of KVM_RUN on the main thread, so it sees WANTED now
+    while (Atomics.load(ctl, Ctl.HANDOFF) === Handoff.WANTED) Atomics.wait(ctl, Ctl.HANDOFF, Handoff.WANTED);
+    return Atomics.load(ctl, Ctl.HANDOFF) === Handoff.GRANTED;
+  }
+
+  let abandoned = false;
   try {
     const devices = await loadDevices();
+    if (data.handoff && !takeOver()) {
+      abandoned = true; // the VM ended on the main thread: this thread never ran the vCPU
+      return;
+    }
     runLoop(devices);
   } catch (error) {
     const e = error as Error & { code?: string };
     parentPort?.postMessage({ type: 'error', message: e.message, code: e.code, stack: e.stack });
   } finally {
-    addon.releaseThread(fd);
-    Atomics.store(ctl, Ctl.FINISHED, 1);
-    Atomics.notify(ctl, Ctl.FINISHED);
-    Atomics.notify(ctl, Ctl.PARKED);
-    ringDoorbell();
+    if (!abandoned) {
+      addon.releaseThread(fd);
+      Atomics.store(ctl, Ctl.FINISHED, 1);
+      Atomics.notify(ctl, Ctl.FINISHED);
+      Atomics.notify(ctl, Ctl.PARKED);
+      ringDoorbell();
+    }
   }
 }
 

@@ -74,6 +74,8 @@ export interface Platform {
   resume(): void;
   onPowerOff(handler: () => void): void;
   onReset(handler: () => void): void;
+  /** Sends batched console output now rather than at the end of the event loop's turn. */
+  flushConsole(): void;
   /** Flushes console output; the VM is ending. */
   close(): void;
 }
@@ -253,6 +255,7 @@ export function createPlatform(
     onReset: (handler) => {
       reset = handler;
     },
+    flushConsole: () => uart.flush(),
     close: () => {
       uart.flush();
       rtc.close();

@@ -7,6 +7,7 @@ import { formatSize, parseSize } from '../../api/size.js';
 import { describeIssues, MachineConfig } from '../../machine/config.js';
 import { Machine, type MachineExit, MachineInputError } from '../../machine/machine.js';
 import type { Network } from '../../net/config.js';
+import { writeStdout } from '../console/stdout.js';
 import { attachTerminal } from '../console/terminal.js';
 import { CliError, ExitCode, usageError } from '../errors.js';
 
@@ -205,7 +206,7 @@ async function runInForeground(config: MachineConfig): Promise<number> {
   let machine: Machine;
   try {
     machine = await Machine.create(config, {
-      onConsoleOutput: (bytes) => process.stdout.write(bytes),
+      onConsoleOutput: writeStdout,
       log: (line) => process.stderr.write(`vireo: ${line}\n`),
     });
   } catch (error) {
@@ -213,9 +214,10 @@ async function runInForeground(config: MachineConfig): Promise<number> {
     throw error;
   }
 
-  // The vCPUs start first: the terminal's streams are set up while their thread enters the guest.
+  // The guest starts first: run() enters it on this thread and returns once vCPU 0's worker has
+  // taken over (vcpu-set.ts); the terminal's streams are set up after that.
   const running = machine.run();
-  const output = process.stdout;
+  const message = (text: string) => writeStdout(Buffer.from(text));
   const terminal = attachTerminal({
     input: process.stdin,
     onInput: (bytes) => machine.sendConsoleInput(bytes),
@@ -223,10 +225,10 @@ async function runInForeground(config: MachineConfig): Promise<number> {
       if (command === 'quit') void machine.stop();
       else if (command === 'power-button') machine.pressPowerButton();
       else if (command === 'break' && !machine.sendConsoleBreak()) {
-        output.write('\r\nvireo: the virtio console has no break; use --console serial\r\n');
+        message('\r\nvireo: the virtio console has no break; use --console serial\r\n');
       }
     },
-    showMessage: (text) => output.write(text),
+    showMessage: message,
   });
   try {
     const exit = await running;
