@@ -1,8 +1,10 @@
 // io_uring without liburing (raw syscalls; <linux/io_uring.h> from the kernel headers). One ring
 // per device, used only from the thread that created it (the VM host's main thread), so the
 // submission side needs no locks; the kernel is the only other party, reached through the ring
-// indices with acquire/release ordering. Each request carries a 32-bit tag chosen by JS; its
-// iovec array lives until its completion is reaped.
+// indices with acquire/release ordering. Where the kernel has them (6.1+) the ring is
+// SINGLE_ISSUER | DEFER_TASKRUN: completion work then runs inside uringReap's io_uring_enter
+// instead of interrupting this thread once per completion. Each request carries a 32-bit tag
+// chosen by JS; its iovec array lives until its completion is reaped.
 //   uringCreate(entries) -> handle            uringEventFd(handle) -> fd (readable: completions)
 //   uringQueue(handle, op, fd, buffers[], position, tag) -> bool (false: no room, submit first)
 //   uringSubmit(handle) -> submitted          uringReap(handle, Int32Array out) -> pairs (tag, res)
@@ -44,6 +46,7 @@ typedef struct {
   unsigned *cq_head, *cq_tail, *cq_mask;
   struct io_uring_cqe *cqes;
   unsigned in_flight;
+  int defer_taskrun;  // completions wait for io_uring_enter(GETEVENTS) on this thread
   int closed;
 } uring;
 
@@ -96,8 +99,20 @@ static napi_value uring_create(napi_env env, napi_callback_info info) {
   if (!u) return throw_errno(env, "io_uring", ENOMEM);
   u->fd = u->event_fd = -1;
   struct io_uring_params p;
-  memset(&p, 0, sizeof p);
-  u->fd = sys_setup(entries, &p);
+  // Completion work runs only when this thread asks (DEFER_TASKRUN, 6.1+), or at least without
+  // an interrupt of this thread per completion (COOP_TASKRUN, 5.19+); older kernels: neither.
+  static const unsigned setup_flags[] = {
+      IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN,
+      IORING_SETUP_COOP_TASKRUN,
+      0,
+  };
+  for (size_t i = 0; i < sizeof setup_flags / sizeof setup_flags[0]; i++) {
+    memset(&p, 0, sizeof p);
+    p.flags = setup_flags[i];
+    u->fd = sys_setup(entries, &p);
+    if (u->fd >= 0 || errno != EINVAL) break;
+  }
+  u->defer_taskrun = u->fd >= 0 && (p.flags & IORING_SETUP_DEFER_TASKRUN) != 0;
   if (u->fd < 0) {
     int err = errno;
     free(u);
@@ -247,6 +262,15 @@ static napi_value uring_reap(napi_env env, napi_callback_info info) {
   uint64_t drained;
   if (read(u->event_fd, &drained, sizeof drained) < 0 && errno != EAGAIN)
     return throw_errno(env, "io_uring eventfd read", errno);
+  // DEFER_TASKRUN: completions are posted only now. The eventfd fires when such work appears
+  // with none pending, so the work must run here (retried on EINTR) or nothing signals again.
+  if (u->defer_taskrun) {
+    int r;
+    do {
+      r = sys_enter(u->fd, 0, 0, IORING_ENTER_GETEVENTS);
+    } while (r < 0 && errno == EINTR);
+    if (r < 0) return throw_errno(env, "io_uring_enter", errno);
+  }
   unsigned head = *u->cq_head;
   unsigned tail = __atomic_load_n(u->cq_tail, __ATOMIC_ACQUIRE);
   size_t n = 0;
