@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { constants, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { IoUring } from './io-uring.js';
@@ -57,4 +57,51 @@ test('a failed request rejects with the errno name, and a closed ring refuses mo
   await assert.rejects(ring.read(fd, [new Uint8Array(4)], 0), { code: 'EBADF' });
   ring.close();
   await assert.rejects(ring.read(0, [new Uint8Array(4)], 0), { code: 'EBADF' });
+});
+
+test('transfer calls back with the byte count or -errno, never synchronously', { skip }, async () => {
+  const ring = IoUring.open(4) as IoUring;
+  const original = Uint8Array.from({ length: 4096 }, (_, i) => i & 0xff);
+  const { fd } = file(original);
+  const buffer = new Uint8Array(512);
+  const results: number[] = [];
+  let batches = 0;
+  ring.afterCompletions = () => {
+    batches++;
+  };
+  const done = new Promise<void>((resolve) => {
+    ring.transfer(false, fd, [buffer], 1024, (n) => {
+      results.push(n);
+      ring.transfer(false, 1_000_000, [buffer], 0, (e) => {
+        results.push(e);
+        resolve();
+      });
+    });
+  });
+  assert.deepEqual(results, [], 'not called before the event loop turns');
+  await done;
+  assert.deepEqual(results, [512, -constants.errno.EBADF]);
+  assert.deepEqual([...buffer], [...original.subarray(1024, 1536)]);
+  assert.ok(batches >= 2, 'afterCompletions ran after each batch');
+  closeSync(fd);
+  ring.close();
+  const closed = await new Promise<number>((resolve) => ring.transfer(false, 0, [buffer], 0, resolve));
+  assert.equal(closed, -constants.errno.EBADF);
+});
+
+test('a burst larger than a submission group goes to the kernel in groups and all completes', {
+  skip,
+}, async () => {
+  const ring = IoUring.open(128) as IoUring;
+  const original = Uint8Array.from({ length: 40 * 512 }, (_, i) => (i >> 9) & 0xff);
+  const { fd } = file(original);
+  const buffers = Array.from({ length: 40 }, () => new Uint8Array(512));
+  const counts = await Promise.all(buffers.map((buffer, i) => ring.read(fd, [buffer], i * 512)));
+  assert.deepEqual(counts, Array(40).fill(512));
+  assert.equal(ring.counters.submits, 5, 'five groups of eight');
+  buffers.forEach((buffer, i) => {
+    assert.ok(buffer.every((byte) => byte === i));
+  });
+  closeSync(fd);
+  ring.close();
 });
