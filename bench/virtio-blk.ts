@@ -14,6 +14,8 @@ import { randomFillSync } from 'node:crypto';
 import { closeSync, fsyncSync, mkdtempSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { VirtioBlock } from '../core/src/devices/virtio/block/device.js';
+import type { Platform } from '../core/src/machine/platform.js';
 import { kvmSkipReason } from '../tests/support/tags.js';
 import {
   BENCH_BAR_BASE,
@@ -26,7 +28,7 @@ import {
   runInVireo,
 } from './lib/bench-guest.js';
 import { benchGuest, qemuImage, qemuUnavailable, run, withParams } from './lib/guest-image.js';
-import { type Measurement, medianRow, printFigure } from './lib/report.js';
+import { type Measurement, median, medianRow, printFigure } from './lib/report.js';
 
 const { values } = parseArgs({
   options: {
@@ -104,6 +106,28 @@ function fio(path: string, random: boolean): number | string {
   return random ? read.iops : read.bw_bytes / MIB;
 }
 
+/** Vireo's disk work per request over one run: where a request's time can go besides the disk. */
+interface PerRequest {
+  kicks: number;
+  submits: number;
+  reaps: number;
+  interrupts: number;
+}
+
+function perRequest(platform: Platform): PerRequest | undefined {
+  const transport = platform.virtio.find((t) => t.device instanceof VirtioBlock);
+  const device = transport?.device as VirtioBlock | undefined;
+  const ring = device?.ringCounters;
+  if (!transport || !device || !ring || device.metrics.reads === 0) return undefined;
+  const per = (n: number) => n / device.metrics.reads;
+  return {
+    kicks: per(transport.metrics.kicks),
+    submits: per(ring.submits),
+    reaps: per(ring.reaps),
+    interrupts: per(transport.metrics.interrupts),
+  };
+}
+
 function host(path: string): Rates {
   return { iops: fio(path, true), mibPerSecond: fio(path, false) };
 }
@@ -161,6 +185,7 @@ async function main(): Promise<void> {
     );
 
     const samples = new Map<string, Rates[]>();
+    const counters: PerRequest[] = [];
     const add = (name: string, rates: Rates) => samples.set(name, [...(samples.get(name) ?? []), rates]);
     const echo = values.echo;
     // Interleaved, so a busy moment on a shared machine does not land on one contender only.
@@ -169,7 +194,14 @@ async function main(): Promise<void> {
       const vireo = await runInVireo(
         guest,
         { disks: [{ path: image, readOnly: true, direct: true }] },
-        { timeoutMs: TIMEOUT_MS, echo },
+        {
+          timeoutMs: TIMEOUT_MS,
+          echo,
+          inspect: (platform) => {
+            const found = perRequest(platform);
+            if (found) counters.push(found);
+          },
+        },
       );
       add(VIREO, guestRates(vireo, expectedSum));
       if (qemuElf) {
@@ -219,6 +251,13 @@ async function main(): Promise<void> {
         `random IOPS above QEMU (${aboveQemu === undefined ? 'n/a' : `${aboveQemu.toFixed(2)}x QEMU: ${aboveQemu > 1 ? 'met' : 'NOT met'}`}); ` +
         `random vs host ${random.get(VIREO)?.toFixed(2) ?? 'n/a'}x`,
     );
+    if (counters.length > 0) {
+      const fields = ['kicks', 'submits', 'reaps', 'interrupts'] as const;
+      const text = fields.map((f) => `${f} ${median(counters.map((c) => c[f])).toFixed(3)}`).join(', ');
+      console.log(
+        `Vireo per request (both phases, median of runs; submits and reaps: io_uring_enter calls, reap passes): ${text}`,
+      );
+    }
     console.log('samples (IOPS | MiB/s):');
     for (const [name, runs] of samples) {
       const text = (v: number | string) => (typeof v === 'number' ? v.toFixed(0) : 'n/a');

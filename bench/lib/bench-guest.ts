@@ -5,7 +5,7 @@
 import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
 import { createTestVm, TestPort } from '../../core/src/kvm/test-vm.js';
 import { VcpuSet } from '../../core/src/kvm/vcpu-set.js';
-import { createPlatform, type PlatformDevices } from '../../core/src/machine/platform.js';
+import { createPlatform, type Platform, type PlatformDevices } from '../../core/src/machine/platform.js';
 import { PCI_MMIO32_START } from '../../core/src/x86/layout.js';
 import { QEMU } from './guest-image.js';
 
@@ -62,7 +62,7 @@ export const BENCH_BAR_BASE = PCI_MMIO32_START;
 export async function runInVireo(
   guest: Uint8Array,
   devices: PlatformDevices,
-  options: { timeoutMs: number; echo?: boolean },
+  options: { timeoutMs: number; echo?: boolean; inspect?: (platform: Platform) => void },
 ): Promise<GuestRun> {
   const vm = createTestVm({ guest, memoryBytes: BENCH_GUEST_RAM });
   const collector = new LineCollector(options.echo ?? false);
@@ -111,6 +111,7 @@ export async function runInVireo(
     for (const transport of platform.virtio) {
       await (transport.device as { quiesce?: () => Promise<void> }).quiesce?.();
     }
+    options.inspect?.(platform);
     platform.close();
     vm.close();
   }

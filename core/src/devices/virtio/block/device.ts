@@ -151,6 +151,11 @@ export class VirtioBlock implements VirtioDevice {
     this.deviceFeatures = features;
   }
 
+  /** The ring's io_uring_enter submissions and reap passes (undefined on libuv's pool). */
+  get ringCounters(): { readonly submits: number; readonly reaps: number } | undefined {
+    return this.ring?.counters;
+  }
+
   /** Disk size in 512-byte sectors (a partial last sector is not exposed). */
   get capacitySectors(): number {
     return this.capacity;
