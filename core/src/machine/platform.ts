@@ -76,7 +76,7 @@ export interface Platform {
   onReset(handler: () => void): void;
   /** Sends batched console output now rather than at the end of the event loop's turn. */
   flushConsole(): void;
-  /** Flushes console output; the VM is ending. */
+  /** Flushes console output and releases the devices; the KVM VM is closed right after. */
   close(): void;
 }
 
@@ -259,6 +259,7 @@ export function createPlatform(
     close: () => {
       uart.flush();
       rtc.close();
+      kicks.releaseWithVm();
       for (const transport of virtio) {
         if (process.env.VIREO_DEBUG) log(`${transport.device.name}: ${JSON.stringify(transport.metrics)}`);
         transport.close();

@@ -8,7 +8,7 @@ import { describeIssues, MachineConfig } from '../../machine/config.js';
 import { Machine, type MachineExit, MachineInputError } from '../../machine/machine.js';
 import type { Network } from '../../net/config.js';
 import { writeStdout } from '../console/stdout.js';
-import { attachTerminal } from '../console/terminal.js';
+import { attachTerminal, type TerminalAttachment } from '../console/terminal.js';
 import { CliError, ExitCode, usageError } from '../errors.js';
 
 interface RunFlags {
@@ -215,20 +215,29 @@ async function runInForeground(config: MachineConfig): Promise<number> {
   }
 
   // The guest starts first: run() enters it on this thread and returns once vCPU 0's worker has
-  // taken over (vcpu-set.ts); the terminal's streams are set up after that.
+  // taken over (vcpu-set.ts). The terminal is attached a turn of the event loop later, unless the
+  // VM ended by then: creating process.stdin costs a few milliseconds a VM that is over need not wait.
   const running = machine.run();
+  let ended = false;
+  void running.finally(() => {
+    ended = true;
+  });
   const message = (text: string) => writeStdout(Buffer.from(text));
-  const terminal = attachTerminal({
-    input: process.stdin,
-    onInput: (bytes) => machine.sendConsoleInput(bytes),
-    onCommand: (command) => {
-      if (command === 'quit') void machine.stop();
-      else if (command === 'power-button') machine.pressPowerButton();
-      else if (command === 'break' && !machine.sendConsoleBreak()) {
-        message('\r\nvireo: the virtio console has no break; use --console serial\r\n');
-      }
-    },
-    showMessage: message,
+  let terminal: TerminalAttachment | undefined;
+  const attach = setImmediate(() => {
+    if (ended) return;
+    terminal = attachTerminal({
+      input: process.stdin,
+      onInput: (bytes) => machine.sendConsoleInput(bytes),
+      onCommand: (command) => {
+        if (command === 'quit') void machine.stop();
+        else if (command === 'power-button') machine.pressPowerButton();
+        else if (command === 'break' && !machine.sendConsoleBreak()) {
+          message('\r\nvireo: the virtio console has no break; use --console serial\r\n');
+        }
+      },
+      showMessage: message,
+    });
   });
   try {
     const exit = await running;
@@ -236,6 +245,7 @@ async function runInForeground(config: MachineConfig): Promise<number> {
     if (message) process.stderr.write(`\r\nvireo: ${message}\n`);
     return code;
   } finally {
-    terminal.detach();
+    clearImmediate(attach);
+    terminal?.detach();
   }
 }

@@ -5,7 +5,18 @@ import { watchFd } from './native-io.js';
 import type { KickRegistrar } from './transport.js';
 
 export class KvmKicks implements KickRegistrar {
+  private vmClosing = false;
+
   constructor(private readonly vm: Vm) {}
+
+  /**
+   * The VM is about to be closed: kicks removed from now on leave their ioeventfds to go with it.
+   * Each deassign waits for an SRCU grace period in KVM (milliseconds here); closing the VM frees
+   * its whole I/O bus at once.
+   */
+  releaseWithVm(): void {
+    this.vmClosing = true;
+  }
 
   register(address: number, length: number, onKick: () => void): () => void {
     const eventFd = new EventFd();
@@ -20,10 +31,12 @@ export class KvmKicks implements KickRegistrar {
     });
     return () => {
       stop();
-      try {
-        this.vm.ioeventfd(eventFd.fd, 'mmio', address, length, { deassign: true });
-      } catch {
-        // The VM is closed already: its ioeventfds went with it.
+      if (!this.vmClosing) {
+        try {
+          this.vm.ioeventfd(eventFd.fd, 'mmio', address, length, { deassign: true });
+        } catch {
+          // The VM is closed already: its ioeventfds went with it.
+        }
       }
       eventFd.close();
     };
