@@ -211,6 +211,23 @@ static napi_value create_pit2(napi_env env, napi_callback_info info) {
   return make_undefined(env);
 }
 
+static void *close_thread(void *data) {
+  close((int)(intptr_t)data);
+  return NULL;
+}
+
+static bool start_detached(void *(*fn)(void *), void *arg) {
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  pthread_attr_setstacksize(&attr, 64 * 1024);
+  pthread_t thread;
+  int err = pthread_create(&thread, &attr, fn, arg);
+  pthread_attr_destroy(&attr);
+  errno = err;
+  return err == 0;
+}
+
 typedef struct {
   int fd;  // a dup of the VM fd: the VM outlives the thread whatever JS closes meanwhile
   uint8_t reinject;
@@ -245,18 +262,24 @@ static napi_value set_pit_reinject_in_background(napi_env env, napi_callback_inf
     free(job);
     return throw_errno(env, "KVM_REINJECT_CONTROL", err);
   }
-  pthread_attr_t attr;
-  pthread_attr_init(&attr);
-  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-  pthread_attr_setstacksize(&attr, 64 * 1024);
-  pthread_t thread;
-  int err = pthread_create(&thread, &attr, reinject_thread, job);
-  pthread_attr_destroy(&attr);
-  if (err) {
+  if (!start_detached(reinject_thread, job)) {
+    int err = errno;
     close(job->fd);
     free(job);
     return throw_errno(env, "KVM_REINJECT_CONTROL thread", err);
   }
+  return make_undefined(env);
+}
+
+// closeVmInBackground(vmFd): closes the VM's fd on a thread of its own. Destroying a KVM VM waits
+// for SRCU grace periods (~10 ms here); the caller (a process about to exit, a VM host about to
+// boot the next VM) need not. Falls back to closing here if no thread can be started.
+static napi_value close_vm_in_background(napi_env env, napi_callback_info info) {
+  GET_ARGS(1);
+  int32_t fd;
+  if (!arg_i32(env, argv[0], "vm fd", &fd)) return NULL;
+  if (fd < 0) return throw_errno(env, "close", EBADF);
+  if (!start_detached(close_thread, (void *)(intptr_t)fd)) close(fd);
   return make_undefined(env);
 }
 
@@ -539,6 +562,7 @@ void kvm_exports(napi_env env, napi_value exports) {
   export_fn(env, exports, "createIrqchip", create_irqchip);
   export_fn(env, exports, "createPit2", create_pit2);
   export_fn(env, exports, "setPitReinjectInBackground", set_pit_reinject_in_background);
+  export_fn(env, exports, "closeVmInBackground", close_vm_in_background);
   export_fn(env, exports, "irqLine", irq_line);
   export_fn(env, exports, "ioeventfd", ioeventfd);
   export_fn(env, exports, "irqfd", irqfd);

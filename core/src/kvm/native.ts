@@ -48,6 +48,7 @@ export interface NativeAddon {
   createIrqchip(vmFd: number): void;
   createPit2(vmFd: number, flags: number): void;
   setPitReinjectInBackground(vmFd: number, reinject: boolean): void;
+  closeVmInBackground(vmFd: number): void;
   irqLine(vmFd: number, irq: number, level: number): void;
   ioeventfd(
     vmFd: number,
