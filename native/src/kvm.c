@@ -29,6 +29,18 @@ static napi_value address_of(napi_env env, napi_callback_info info) {
   return make_f64(env, (double)(uintptr_t)data);
 }
 
+// adviseHugePages(bytes): madvise(MADV_HUGEPAGE) over the (2 MiB-aligned) range: transparent huge
+// pages for guest RAM where the host leaves them to madvise. False where the kernel refuses.
+static napi_value advise_huge_pages(napi_env env, napi_callback_info info) {
+  GET_ARGS(1);
+  void *data;
+  size_t length;
+  if (!arg_bytes(env, argv[0], "adviseHugePages", &data, &length)) return NULL;
+  napi_value result;
+  napi_get_boolean(env, madvise(data, length, MADV_HUGEPAGE) == 0, &result);
+  return result;
+}
+
 static napi_value page_size(napi_env env, napi_callback_info info) {
   return make_i32(env, (int32_t)sysconf(_SC_PAGESIZE));
 }
@@ -547,6 +559,7 @@ static napi_value struct_sizes(napi_env env) {
 
 void kvm_exports(napi_env env, napi_value exports) {
   export_fn(env, exports, "addressOf", address_of);
+  export_fn(env, exports, "adviseHugePages", advise_huge_pages);
   export_fn(env, exports, "pageSize", page_size);
   export_fn(env, exports, "openKvm", open_kvm);
   export_fn(env, exports, "closeFd", close_fd);

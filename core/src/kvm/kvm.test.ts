@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { describe } from 'node:test';
 import { kvmTest } from '../../../tests/support/tags.js';
 import { Cap } from './constants.js';
@@ -46,6 +47,29 @@ describe('Kvm', () => {
       assert.ok(ram.buffer instanceof SharedArrayBuffer);
     }
     assert.throws(() => allocateGuestRam(1000), RangeError);
+  });
+
+  kvmTest('guest RAM of 2 MiB or more is 2 MiB-aligned and offered transparent huge pages', (t) => {
+    const ram = allocateGuestRam(6 << 20);
+    const address = native().addressOf(ram);
+    assert.equal(address % (2 << 20), 0);
+    const thp = readFileSync('/sys/kernel/mm/transparent_hugepage/enabled', 'utf8');
+    if (thp.includes('[never]')) {
+      t.skip('transparent huge pages are off on this host');
+      return;
+    }
+    // The madvised range is a mapping of its own whose VmFlags carry `hg` (VM_HUGEPAGE).
+    const mapping = readFileSync('/proc/self/smaps', 'utf8')
+      .split(/\n(?=[0-9a-f]+-[0-9a-f]+ )/)
+      .find((entry) => {
+        const [start, end] = entry
+          .split(' ')[0]!
+          .split('-')
+          .map((hex) => Number.parseInt(hex, 16));
+        return start! <= address && address < end!;
+      });
+    assert.ok(mapping, 'guest RAM is mapped');
+    assert.match(mapping.match(/^VmFlags:(.*)$/m)?.[1] ?? '', /\bhg\b/);
   });
 
   kvmTest('eventfd counts writes and reads back null when empty', () => {

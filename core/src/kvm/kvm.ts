@@ -54,18 +54,26 @@ export function isPageMultiple(size: number): boolean {
   return Number.isSafeInteger(size) && size > 0 && size % PAGE === 0;
 }
 
+const HUGE_PAGE = 2 * 1024 * 1024;
+
 /**
- * Page-aligned guest RAM inside V8's heap (a SharedArrayBuffer, so vCPU workers and device
- * threads can see it; Electron's memory cage forbids memory mapped outside V8). The buffer is
- * over-allocated by a page and the view starts at the first page boundary.
+ * Guest RAM inside V8's heap (a SharedArrayBuffer, so vCPU workers and device threads can see it;
+ * Electron's memory cage forbids memory mapped outside V8). The buffer is over-allocated and the
+ * view starts at a page boundary, or at a 2 MiB boundary for RAM of 2 MiB or more, which is then
+ * offered transparent huge pages (madvise), as QEMU does: fewer TLB misses for the guest, and a
+ * disk request's guest buffer is physically contiguous on the host, so O_DIRECT I/O needs fewer
+ * segments (bench/virtio-blk: 1 MiB reads otherwise split in two on this host's disk).
  */
 export function allocateGuestRam(size: number, addon: NativeAddon = native()): Uint8Array {
   if (!isPageMultiple(size))
     throw new RangeError(`guest RAM size ${size} is not a positive multiple of 4 KiB`);
-  const buffer = new SharedArrayBuffer(size + PAGE);
+  const alignment = size >= HUGE_PAGE ? HUGE_PAGE : PAGE;
+  const buffer = new SharedArrayBuffer(size + alignment);
   const address = addon.addressOf(new Uint8Array(buffer, 0, 1));
-  const offset = (PAGE - (address % PAGE)) % PAGE;
-  return new Uint8Array(buffer, offset, size);
+  const offset = (alignment - (address % alignment)) % alignment;
+  const ram = new Uint8Array(buffer, offset, size);
+  if (alignment === HUGE_PAGE) addon.adviseHugePages(ram);
+  return ram;
 }
 
 export class Kvm {

@@ -27,6 +27,7 @@ type Bytes = ArrayBufferView;
 
 export interface NativeAddon {
   addressOf(bytes: Bytes): number;
+  adviseHugePages(bytes: Bytes): boolean;
   pageSize(): number;
   openKvm(): number;
   closeFd(fd: number): void;
