@@ -18,7 +18,11 @@ import type { VcpuSetOptions, VmStop } from './vcpu-set.js';
 import { VcpuSet } from './vcpu-set.js';
 
 const open: TestVm[] = [];
-after(() => {
+const started: VcpuSet[] = [];
+after(async () => {
+  // A test that failed midway may have left its vCPUs running: their threads would keep this
+  // file's process alive, and closing their VM would fail (EBUSY).
+  await Promise.all(started.map((set) => set.stop('test file done')));
   for (const vm of open) vm.close();
 });
 
@@ -37,6 +41,7 @@ function start(vm: TestVm, pio: HandlerBus, extra: Partial<VcpuSetOptions> = {})
     write: (data) => set!.requestStop({ reason: 'shutdown', status: data[0]!, message: 'debug exit' }),
   });
   set = new VcpuSet({ vcpus: vm.vcpus, pio, mmio: new HandlerBus(), log: () => {}, ...extra });
+  started.push(set);
   set.start();
   return set;
 }
