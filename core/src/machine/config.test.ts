@@ -24,3 +24,10 @@ test('memory must be whole 2M pages', () => {
   assert.equal(result.success, false);
   assert.match(describeIssues(result.error!), /multiple of 2M/);
 });
+
+test('CPUs stop where the boot tables do: 254 (APIC id 0xFF is the broadcast id)', () => {
+  assert.equal(MachineConfig.safeParse({ ...valid, cpus: 254 }).success, true);
+  const result = MachineConfig.safeParse({ ...valid, cpus: 255 });
+  assert.equal(result.success, false);
+  assert.match(describeIssues(result.error!), /cpus: at most 254 CPUs/);
+});

@@ -4,13 +4,14 @@
 // still zod; the supervisor turns it into this through MachineConfig.safeParse as well.
 
 import type { Network } from '../net/config.js';
+import { MAX_CPUS } from '../x86/layout.js';
+
+export { MAX_CPUS };
 
 const MIB = 1024 * 1024;
 
 /** The least memory a Linux guest with an initramfs boots in. */
 export const MIN_MEMORY = 32 * MIB;
-/** KVM on x86 supports more, but the in-kernel irqchip's APIC ids and our MP table stop at 255. */
-export const MAX_CPUS = 255;
 /** The boot protocol's command line limit (without the terminating NUL). */
 export const MAX_CMDLINE = 4095;
 

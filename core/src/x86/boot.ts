@@ -21,6 +21,7 @@ import {
   BOOT_STACK,
   IRQ_ACPI_SCI,
   KERNEL_LOAD,
+  MAX_CPUS,
   PCIE_ECAM,
   PCIE_ECAM_SIZE,
   ramRegions,
@@ -34,7 +35,6 @@ import { pvhEntryState, writeStartInfo } from './pvh.js';
 export const PVH_CMDLINE_LIMIT = 2047;
 /** Below this a kernel cannot even decompress; a clear message beats a silent hang. */
 export const MIN_MEMORY = 16 * 1024 * 1024;
-export const MAX_CPUS = 254;
 
 export interface LinuxBootOptions {
   kernel: Uint8Array;

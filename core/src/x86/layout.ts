@@ -1,5 +1,11 @@
 // The guest-physical address map of a Vireo x86-64 machine: one place for every fixed address.
 
+/**
+ * vCPUs a machine can have: APIC ids 0..253 (0xFF is the xAPIC broadcast id, and the MP table and
+ * MADT name each CPU by its APIC id).
+ */
+export const MAX_CPUS = 254;
+
 /** Low RAM ends here; 0xA0000..0x100000 is the legacy VGA/BIOS hole (not in the e820 RAM map). */
 export const LOW_RAM_END = 0x9_fc00;
 /** Extended BIOS data area: the MP floating pointer and table live here. */
