@@ -7,7 +7,7 @@ import { formatSize, parseSize } from '../../api/size.js';
 import { describeIssues, MachineConfig } from '../../machine/config.js';
 import { Machine, type MachineExit, MachineInputError } from '../../machine/machine.js';
 import type { Network } from '../../net/config.js';
-import { writeStdout } from '../console/stdout.js';
+import { writeStderr, writeStdout } from '../console/std-streams.js';
 import { attachTerminal, type TerminalAttachment } from '../console/terminal.js';
 import { CliError, ExitCode, usageError } from '../errors.js';
 
@@ -207,7 +207,7 @@ async function runInForeground(config: MachineConfig): Promise<number> {
   try {
     machine = await Machine.create(config, {
       onConsoleOutput: writeStdout,
-      log: (line) => process.stderr.write(`vireo: ${line}\n`),
+      log: (line) => writeStderr(`vireo: ${line}\n`),
     });
   } catch (error) {
     if (error instanceof MachineInputError) throw usageError(error.message);
@@ -242,7 +242,7 @@ async function runInForeground(config: MachineConfig): Promise<number> {
   try {
     const exit = await running;
     const { code, message } = describeExit(exit);
-    if (message) process.stderr.write(`\r\nvireo: ${message}\n`);
+    if (message) writeStderr(`\r\nvireo: ${message}\n`);
     return code;
   } finally {
     clearImmediate(attach);
