@@ -87,7 +87,7 @@ export interface VcpuSetOptions {
   startOnMainThread?: boolean;
   /**
    * While the main thread runs vCPU 0 the event loop stands still: this is called after its
-   * first exit, then at most every millisecond, and when the worker takes over, for what devices
+   * first exit, then at most once per tick of its timer (1 ms), and when the worker takes over, for what devices
    * leave to the loop (batched console output).
    */
   onMainThreadTurn?: () => void;
@@ -101,8 +101,6 @@ const MAIN_THREAD_TICK_MICROS = 1000;
  * the main thread ~5 ms here, which a guest that is done sooner (a test, a benchmark) never needs.
  */
 const WORKER_AFTER_MS = 2;
-/** How often onMainThreadTurn runs while the main thread runs vCPU 0 (ms). */
-const MAIN_THREAD_TURN_MS = 1;
 /** A worker not ready by then has failed to start: the VM stops with an error (ms). */
 const HANDOFF_DEADLINE_MS = 10_000;
 const DEFAULT_BURST_BUDGET_MS = 2;
@@ -254,7 +252,7 @@ export class VcpuSet {
           if (!this.handle(runner)) break;
         }
         const elapsedMs = Number(process.hrtime.bigint() - started) / 1e6;
-        if (turn && elapsedMs - lastTurnMs >= MAIN_THREAD_TURN_MS) {
+        if (turn && elapsedMs - lastTurnMs >= MAIN_THREAD_TICK_MICROS / 1000) {
           lastTurnMs = elapsedMs;
           turn();
         }

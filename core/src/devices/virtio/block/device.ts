@@ -280,7 +280,7 @@ export class VirtioBlock implements VirtioDevice {
     if (!context) return;
     try {
       this.drain();
-      if (context.queues[0]?.needsNotification()) context.interruptQueue(0);
+      this.interruptIfNeeded(context);
     } catch (error) {
       // A device bug, not the guest's: stop this device, keep the VM.
       context.needsReset(`completion handler failed: ${(error as Error).stack ?? error}`);
@@ -407,9 +407,13 @@ export class VirtioBlock implements VirtioDevice {
     setImmediate(() => {
       if (generation !== this.generation) return;
       this.interruptPending = false;
-      const context = this.context;
-      if (context?.queues[0]?.needsNotification()) context.interruptQueue(0);
+      if (this.context) this.interruptIfNeeded(this.context);
     });
+  }
+
+  /** The used ring changed: interrupt the driver unless it suppressed that (EVENT_IDX). */
+  private interruptIfNeeded(context: VirtioDeviceContext): void {
+    if (context.queues[0]?.needsNotification()) context.interruptQueue(0);
   }
 
   /** Counts a read or write and says whether it may go ahead (inside the disk; writes: not read-only). */
