@@ -46,6 +46,12 @@ export const PCI_MMIO32_END = 0xe000_0000;
 export const PCIE_ECAM = 0xe000_0000;
 export const PCIE_ECAM_SIZE = 0x1000_0000;
 export const IOAPIC_BASE = 0xfec0_0000;
+/** The IOAPIC's register window (KVM's and QEMU's size). */
+export const IOAPIC_SIZE = 0x100;
+/** Inputs of the IOAPIC: GSI 0..23. MSI routes start above them. */
+export const IOAPIC_PINS = 24;
+/** The IOAPIC's version register (the 82093AA's, as KVM's): no EOI register. */
+export const IOAPIC_VERSION = 0x11;
 export const LAPIC_BASE = 0xfee0_0000;
 /** KVM needs three pages for the TSS and one for the identity map on Intel; placed below the BIOS. */
 export const KVM_TSS_ADDR = 0xfffb_d000;
@@ -74,6 +80,12 @@ export function pciIntxGsi(slot: number, pin = 0): number {
 
 /** I/O ports. */
 export const PORT_COM1 = 0x3f8;
+export const PORT_PIC_MASTER = 0x20;
+export const PORT_PIC_SLAVE = 0xa0;
+/** The PICs' edge/level control registers (ELCR), one byte each. */
+export const PORT_PIC_ELCR = 0x4d0;
+/** NMI status and control ("system control port B"); bit 5 is PIT channel 2's output on a PC. */
+export const PORT_NMI_STATUS = 0x61;
 export const PORT_I8042_DATA = 0x60;
 export const PORT_I8042_COMMAND = 0x64;
 export const PORT_RTC = 0x70;

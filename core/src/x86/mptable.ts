@@ -8,6 +8,7 @@ import {
   EBDA_END,
   EBDA_START,
   IOAPIC_BASE,
+  IOAPIC_VERSION,
   LAPIC_BASE,
   MP_CONFIG_OVERFLOW,
 } from './layout.js';
@@ -23,7 +24,6 @@ const MP_EXTINT = 3;
 const CPU_ENABLED = 1;
 const CPU_BOOTSTRAP = 2;
 const LAPIC_VERSION = 0x14;
-const IOAPIC_VERSION = 0x11;
 const BUS_PCI = 0;
 const BUS_ISA = 1;
 /** Polarity active high (1) and level trigger (3 << 2), as the ACPI SCI is wired. */
