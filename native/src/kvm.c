@@ -213,6 +213,20 @@ static napi_value create_irqchip(napi_env env, napi_callback_info info) {
   return make_undefined(env);
 }
 
+// enableCap(fd, cap, arg0): KVM_ENABLE_CAP with one argument (e.g. KVM_CAP_SPLIT_IRQCHIP and the
+// number of IOAPIC pins whose routes KVM scans for EOI exits).
+static napi_value enable_cap(napi_env env, napi_callback_info info) {
+  GET_ARGS(3);
+  int32_t fd;
+  uint32_t cap, arg0;
+  if (!arg_i32(env, argv[0], "fd", &fd) || !arg_u32(env, argv[1], "capability", &cap) ||
+      !arg_u32(env, argv[2], "argument", &arg0))
+    return NULL;
+  struct kvm_enable_cap request = {.cap = cap, .args = {arg0}};
+  IOCTL_OR_THROW(fd, KVM_ENABLE_CAP, &request, "KVM_ENABLE_CAP");
+  return make_undefined(env);
+}
+
 static napi_value create_pit2(napi_env env, napi_callback_info info) {
   GET_ARGS(2);
   int32_t fd;
@@ -240,52 +254,9 @@ static bool start_detached(void *(*fn)(void *), void *arg) {
   return err == 0;
 }
 
-typedef struct {
-  int fd;  // a dup of the VM fd: the VM outlives the thread whatever JS closes meanwhile
-  uint8_t reinject;
-} reinject_job;
-
-static void *reinject_thread(void *data) {
-  reinject_job *job = data;
-  struct kvm_reinject_control control = {.pit_reinject = job->reinject};
-  while (ioctl(job->fd, KVM_REINJECT_CONTROL, &control) < 0 && errno == EINTR) {
-  }
-  close(job->fd);
-  free(job);
-  return NULL;
-}
-
-// setPitReinjectInBackground(vmFd, reinject): KVM_REINJECT_CONTROL on a thread of its own, as
-// KVM waits for SRCU grace periods (milliseconds each here) when it changes the PIT's interrupt
-// notifiers. Only the VM's teardown depends on the outcome (it has those waits to do otherwise),
-// so a failure is not reported; a bad fd is (EBADF) before the thread starts.
-static napi_value set_pit_reinject_in_background(napi_env env, napi_callback_info info) {
-  GET_ARGS(2);
-  int32_t fd;
-  bool reinject = false;
-  if (!arg_i32(env, argv[0], "vm fd", &fd)) return NULL;
-  if (napi_get_value_bool(env, argv[1], &reinject) != napi_ok) return throw_arg(env, "reinject", "not a boolean");
-  reinject_job *job = calloc(1, sizeof *job);
-  if (!job) return throw_errno(env, "KVM_REINJECT_CONTROL", ENOMEM);
-  job->fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-  job->reinject = reinject ? 1 : 0;
-  if (job->fd < 0) {
-    int err = errno;
-    free(job);
-    return throw_errno(env, "KVM_REINJECT_CONTROL", err);
-  }
-  if (!start_detached(reinject_thread, job)) {
-    int err = errno;
-    close(job->fd);
-    free(job);
-    return throw_errno(env, "KVM_REINJECT_CONTROL thread", err);
-  }
-  return make_undefined(env);
-}
-
-// closeVmInBackground(vmFd): closes the VM's fd on a thread of its own. Destroying a KVM VM waits
-// for SRCU grace periods (~10 ms here); the caller (a process about to exit, a VM host about to
-// boot the next VM) need not. Falls back to closing here if no thread can be started.
+// closeVmInBackground(vmFd): closes the VM's fd on a thread of its own. Destroying a KVM VM can wait
+// for SRCU grace periods (~12 ms here, after an I/O bus change or with an in-kernel irqchip); the
+// caller (a process about to exit, a VM host about to boot the next VM) need not. Falls back to closing here if no thread can be started.
 static napi_value close_vm_in_background(napi_env env, napi_callback_info info) {
   GET_ARGS(1);
   int32_t fd;
@@ -572,9 +543,9 @@ void kvm_exports(napi_env env, napi_value exports) {
   export_fn(env, exports, "setTssAddr", set_tss_addr);
   export_fn(env, exports, "setIdentityMapAddr", set_identity_map_addr);
   export_fn(env, exports, "setUserMemoryRegion", set_user_memory_region);
+  export_fn(env, exports, "enableCap", enable_cap);
   export_fn(env, exports, "createIrqchip", create_irqchip);
   export_fn(env, exports, "createPit2", create_pit2);
-  export_fn(env, exports, "setPitReinjectInBackground", set_pit_reinject_in_background);
   export_fn(env, exports, "closeVmInBackground", close_vm_in_background);
   export_fn(env, exports, "irqLine", irq_line);
   export_fn(env, exports, "ioeventfd", ioeventfd);

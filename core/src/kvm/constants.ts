@@ -24,6 +24,7 @@ export const Cap = {
   MAX_VCPUS: 66,
   SIGNAL_MSI: 77,
   IRQFD_RESAMPLE: 82,
+  SPLIT_IRQCHIP: 121,
   IOEVENTFD_ANY_LENGTH: 122,
   X2APIC_API: 129,
   IMMEDIATE_EXIT: 136,
@@ -47,6 +48,8 @@ export const ExitReason = {
   NMI: 16,
   INTERNAL_ERROR: 17,
   SYSTEM_EVENT: 24,
+  /** Split irqchip: a local APIC took an EOI for a vector the user-space IOAPIC delivered. */
+  IOAPIC_EOI: 26,
 } as const;
 
 const exitNames = new Map<number, string>(Object.entries(ExitReason).map(([name, value]) => [value, name]));

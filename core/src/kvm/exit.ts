@@ -93,6 +93,11 @@ export function systemEventName(type: number): string {
   return entry ? entry[0].toLowerCase() : `event ${type}`;
 }
 
+/** KVM_EXIT_IOAPIC_EOI: the vector whose EOI the user-space IOAPIC must see (kvm_run.eoi.vector). */
+export function decodeIoapicEoi(union: DataView): number {
+  return union.getUint8(0);
+}
+
 export function decodeFailEntry(union: DataView): { hardwareReason: bigint; cpu: number } {
   return { hardwareReason: union.getBigUint64(0, true), cpu: union.getUint32(8, true) };
 }

@@ -101,13 +101,13 @@ export class Kvm {
   /** The capabilities Vireo cannot run without that this host lacks (empty when all is well). */
   missingCapabilities(): string[] {
     const required: (keyof typeof Cap)[] = [
-      'IRQCHIP',
+      'SPLIT_IRQCHIP',
+      'SIGNAL_MSI',
       'USER_MEMORY',
       'SET_TSS_ADDR',
       'EXT_CPUID',
       'IRQ_ROUTING',
       'IRQFD',
-      'PIT2',
       'IOEVENTFD',
       'VCPU_EVENTS',
       'IMMEDIATE_EXIT',
@@ -189,6 +189,15 @@ export class Vm {
     return bitmap;
   }
 
+  /**
+   * KVM_CAP_SPLIT_IRQCHIP: the local APICs in the kernel, the IOAPIC and PIC in user space. KVM
+   * takes the routes of GSIs below `ioapicPins` as the IOAPIC's, to know which vectors need an EOI
+   * exit (KVM_EXIT_IOAPIC_EOI). Before any vCPU is created.
+   */
+  enableSplitIrqchip(ioapicPins: number): void {
+    this.addon.enableCap(this.fd, Cap.SPLIT_IRQCHIP, ioapicPins);
+  }
+
   createIrqchip(): void {
     this.addon.createIrqchip(this.fd);
   }
@@ -196,15 +205,6 @@ export class Vm {
   /** KVM_CREATE_PIT2; flags 1 (KVM_PIT_SPEAKER_DUMMY) makes port 0x61 a dummy speaker. */
   createPit(flags = 0): void {
     this.addon.createPit2(this.fd, flags);
-  }
-
-  /**
-   * KVM_REINJECT_CONTROL, on a thread of its own (KVM waits for SRCU grace periods there), not
-   * reported back. Off: PIT ticks the guest missed are dropped rather than delivered late (QEMU's
-   * lost_tick_policy=discard).
-   */
-  setPitReinjectInBackground(reinject: boolean): void {
-    this.addon.setPitReinjectInBackground(this.fd, reinject);
   }
 
   /** Drives an interrupt line of the in-kernel irqchip (a GSI) to `level`. */

@@ -46,9 +46,9 @@ export interface NativeAddon {
     gpa: number | bigint,
     bytes: Bytes | null,
   ): void;
+  enableCap(fd: number, capability: number, argument: number): void;
   createIrqchip(vmFd: number): void;
   createPit2(vmFd: number, flags: number): void;
-  setPitReinjectInBackground(vmFd: number, reinject: boolean): void;
   closeVmInBackground(vmFd: number): void;
   irqLine(vmFd: number, irq: number, level: number): void;
   ioeventfd(

@@ -482,7 +482,8 @@ export class VcpuSet {
     const index = runner.index;
     switch (exit.reason) {
       case ExitReason.HLT:
-        // With the in-kernel irqchip KVM waits for interrupts itself; a HLT exit just resumes.
+        // With the local APICs in KVM (full or split irqchip), KVM waits for interrupts itself; a
+        // HLT exit just resumes.
         return 'continue';
       case ExitReason.SHUTDOWN:
         return {

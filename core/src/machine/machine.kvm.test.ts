@@ -1,11 +1,13 @@
 // Machine's pause, resume and reset on /dev/kvm with tiny PVH guests: one that counts on its serial
-// line, one that prints a boot counter kept in RAM (so a reboot that did not clear RAM shows).
+// line, one that prints a boot counter kept in RAM (so a reboot that did not clear RAM shows), and
+// one that takes interrupts through the IOAPIC model and KVM's local APIC (the split irqchip).
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after } from 'node:test';
 import {
+  ACPI_POWER_OFF,
   bootCounterGuest,
   buildPvhGuest,
   countingGuest,
@@ -164,5 +166,123 @@ kvmTest(
     const ending = await startGuest('self-reset-exit', bootCounterGuest(`${I8042_RESET}\n${HALT_FOREVER}`));
     assert.deepEqual(await ending.exit, { reason: 'reset' });
     assert.equal(ending.console(), 'boot 1\n');
+  },
+);
+
+/**
+ * 32-bit PVH guest: IDT gates for vector 0x30 (COM1, IOAPIC pin 4, edge) and 0x31 (the SCI, pin 9,
+ * level). The UART's THR-empty interrupt prints "U". The power button's SCI prints "P" and the
+ * first time EOIs without clearing the status bit, so the line is still high at the EOI and the
+ * IOAPIC must deliver it again; the second time it clears the status first. Then "D" and power off.
+ * Handlers never return (this host's KVM cannot emulate a 32-bit iret): each resets the stack and
+ * jumps to the next stage, which waits with sti; hlt.
+ */
+const INTERRUPT_GUEST = `
+  cli
+  mov %cs, %bx
+  mov $handler_uart, %eax
+  mov $idt + 0x30 * 8, %edi
+  call set_gate
+  mov $handler_sci, %eax
+  mov $idt + 0x31 * 8, %edi
+  call set_gate
+  lidt idtr
+  movl $0x1ff, 0xfee000f0          # LAPIC: software enable, spurious vector 0xff
+  movl $0x10 + 2 * 4, 0xfec00000   # IOAPIC pin 4: vector 0x30, edge, fixed, APIC 0
+  movl $0x30, 0xfec00010
+  movl $0x10 + 2 * 4 + 1, 0xfec00000
+  movl $0, 0xfec00010
+  movl $0x10 + 2 * 9, 0xfec00000   # pin 9: vector 0x31, level
+  movl $0x8031, 0xfec00010
+  movl $0x10 + 2 * 9 + 1, 0xfec00000
+  movl $0, 0xfec00010
+  mov $0x602, %dx                  # PM1_EN: power button
+  mov $0x100, %ax
+  out %ax, %dx
+  mov $0x3fc, %dx                  # MCR: OUT2 (the PC's IRQ enable)
+  mov $0x08, %al
+  out %al, %dx
+  mov $0x3f9, %dx                  # IER: THR empty
+  mov $0x02, %al
+  out %al, %dx
+1:
+  sti
+  hlt
+  jmp 1b
+
+wait_sci:
+  mov $0x8ff0, %esp
+  sti
+  hlt
+  jmp wait_sci
+
+done:
+  mov $0x3f8, %dx
+  mov $'D', %al
+  out %al, %dx
+  ${ACPI_POWER_OFF}
+  ${HALT_FOREVER}
+
+set_gate:                          # %eax handler, %edi gate, %bx code selector
+  mov %ax, (%edi)
+  mov %bx, 2(%edi)
+  movw $0x8e00, 4(%edi)
+  shr $16, %eax
+  mov %ax, 6(%edi)
+  ret
+
+handler_uart:
+  mov $0x3f9, %dx                  # IER: off, or THR empty would interrupt again
+  xor %al, %al
+  out %al, %dx
+  mov $0x3f8, %dx
+  mov $'U', %al
+  out %al, %dx
+  movl $0, 0xfee000b0              # EOI
+  jmp wait_sci
+
+handler_sci:
+  incl sci_count
+  mov $0x3f8, %dx
+  mov $'P', %al
+  out %al, %dx
+  cmpl $2, sci_count
+  jb 1f
+  mov $0x600, %dx                  # PM1_STS: clear the power button status (the SCI goes low)
+  mov $0x100, %ax
+  out %ax, %dx
+  movl $0, 0xfee000b0              # EOI
+  jmp done
+1:
+  movl $0, 0xfee000b0              # EOI with the line still high
+  jmp wait_sci
+
+  .balign 8
+idt:
+  .fill 0x32 * 8, 1, 0
+idtr:
+  .word 0x32 * 8 - 1
+  .long idt
+sci_count:
+  .long 0
+`;
+
+kvmTest(
+  'interrupts through the IOAPIC: an edge from the UART, a level SCI delivered again after an EOI while still high',
+  async () => {
+    const guest = await startGuest('ioapic', INTERRUPT_GUEST);
+    try {
+      await guest.waitFor(() => guest.console() === 'U', 'the UART interrupt');
+      guest.machine.pressPowerButton();
+      await guest.waitFor(() => guest.console().endsWith('D'), 'the SCI handled twice');
+      assert.deepEqual(await guest.exit, { reason: 'poweroff' });
+      assert.equal(
+        guest.console(),
+        'UPPD',
+        'one UART interrupt, the SCI twice (once re-delivered), then done',
+      );
+    } finally {
+      await guest.machine.stop();
+    }
   },
 );

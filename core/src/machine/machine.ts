@@ -2,6 +2,8 @@
 // devices and the vCPU threads. Lives in a VM host process (for `vireo run`, the CLI itself).
 
 import { readFileSync } from 'node:fs';
+import { ExitReason } from '../kvm/constants.js';
+import { decodeIoapicEoi } from '../kvm/exit.js';
 import { allocateGuestRam, Kvm, type Vcpu, type Vm } from '../kvm/kvm.js';
 import type { ClockData, CpuidEntry } from '../kvm/structs.js';
 import { VcpuSet, type VmStop } from '../kvm/vcpu-set.js';
@@ -14,7 +16,7 @@ import { KernelImageError, parseBzImage } from '../x86/bzimage.js';
 import { type CpuidProfileName, chooseCpuidProfile, guestCpuid, profileKernelArgs } from '../x86/cpuid.js';
 import { findPvhEntry, parseElf } from '../x86/elf.js';
 import { handleEmulationFailure } from '../x86/emulation-failure.js';
-import { KVM_IDENTITY_MAP_ADDR, KVM_TSS_ADDR, ramRegions } from '../x86/layout.js';
+import { IOAPIC_PINS, KVM_IDENTITY_MAP_ADDR, KVM_TSS_ADDR, ramRegions } from '../x86/layout.js';
 import type { MachineConfig } from './config.js';
 import { createPlatform, type Platform } from './platform.js';
 
@@ -239,6 +241,11 @@ export class Machine {
       debug,
       startOnMainThread: true,
       onMainThreadTurn: () => platform.flushConsole(),
+      onSpecialExit: ({ reason, exit }) => {
+        if (reason !== ExitReason.IOAPIC_EOI) return undefined;
+        platform.endOfInterrupt(decodeIoapicEoi(exit.union()));
+        return 'continue';
+      },
     });
     this.vcpuSet = vcpuSet;
     platform.onPowerOff(() => vcpuSet.requestStop({ reason: 'shutdown', message: 'guest powered off' }));
@@ -390,13 +397,10 @@ function buildBoard(
     });
     vm.setTssAddress(KVM_TSS_ADDR);
     vm.setIdentityMapAddress(KVM_IDENTITY_MAP_ADDR);
-    vm.createIrqchip();
-    // Speaker-dummy mode: KVM also answers port 0x61 (PIT channel 2's output in bit 5).
-    vm.createPit(1);
-    // Lost ticks are not reinjected: Linux keeps time with kvmclock, not by counting PIT ticks.
-    // Turned off now, in the background, so that tearing the VM down later waits for no SRCU
-    // grace periods on the PIT's account (~10 ms of every VM's exit here, bench/startup.ts).
-    vm.setPitReinjectInBackground(false);
+    // The local APICs in KVM, the IOAPIC and PIC here (platform.ts), and no PIT, as QEMU's microvm
+    // does: with KVM's in-kernel IOAPIC, PIC and PIT, destroying the VM waits for SRCU grace
+    // periods (6-12 ms here), most of the exit of a VM that ran briefly (bench/startup.ts).
+    vm.enableSplitIrqchip(IOAPIC_PINS);
 
     let boot: LinuxBoot;
     try {

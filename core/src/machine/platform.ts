@@ -1,8 +1,12 @@
 // The PC platform around the vCPUs: the port and MMIO buses, the legacy devices on them and the
-// interrupt lines into KVM's in-kernel irqchip. Devices live on this (the VM host's main) thread.
+// interrupt controllers. KVM runs the local APICs (a split irqchip); the IOAPIC every interrupt
+// line goes through, and the PIC pair Linux probes for, are models here. Devices live on this (the
+// VM host's main) thread.
 
 import { Bus } from '../devices/bus.js';
 import type { IrqLine } from '../devices/irq.js';
+import { Ioapic } from '../devices/irqchip/ioapic.js';
+import { Pic } from '../devices/irqchip/pic.js';
 import { AcpiPm } from '../devices/legacy/acpi-pm.js';
 import { I8042 } from '../devices/legacy/i8042.js';
 import { CmosRtc } from '../devices/legacy/rtc.js';
@@ -17,11 +21,12 @@ import { KvmKicks } from '../devices/virtio/pci/kvm-kicks.js';
 import { VirtioPciTransport } from '../devices/virtio/pci/transport.js';
 import { VirtioRng } from '../devices/virtio/rng/device.js';
 import type { Vm } from '../kvm/kvm.js';
-import { defaultIrqchipRoutes } from '../kvm/structs.js';
 import type { GuestMemory } from '../memory/guest-memory.js';
 import type { NetBackend } from '../net/backend.js';
 import { PM1_CNT_LENGTH, PM1_EVT_LENGTH } from '../x86/acpi/tables.js';
 import {
+  IOAPIC_BASE,
+  IOAPIC_SIZE,
   IRQ_ACPI_SCI,
   IRQ_COM1,
   IRQ_KEYBOARD,
@@ -34,8 +39,12 @@ import {
   PORT_COM1,
   PORT_I8042_COMMAND,
   PORT_I8042_DATA,
+  PORT_NMI_STATUS,
   PORT_PCI_CONFIG_ADDRESS,
   PORT_PCI_CONFIG_DATA,
+  PORT_PIC_ELCR,
+  PORT_PIC_MASTER,
+  PORT_PIC_SLAVE,
   PORT_RTC,
   pciIntxGsi,
 } from '../x86/layout.js';
@@ -76,18 +85,18 @@ export interface Platform {
   onReset(handler: () => void): void;
   /** Sends batched console output now rather than at the end of the event loop's turn. */
   flushConsole(): void;
+  /** A local APIC took an EOI for `vector` (KVM_EXIT_IOAPIC_EOI). */
+  endOfInterrupt(vector: number): void;
   /** Flushes console output and releases the devices; the KVM VM is closed right after. */
   close(): void;
 }
 
+/** Port 0x61 bit 5: PIT channel 2's output. */
+const NMI_STATUS_PIT2_OUTPUT = 0x20;
+
 /** Console input from the host: bytes, or a BREAK condition on the serial line. */
 const BREAK = 'break';
 type ConsoleInput = Uint8Array | typeof BREAK;
-
-/** A GSI of KVM's in-kernel irqchip as a level-triggered line. */
-function kvmIrqLine(vm: Vm, gsi: number): IrqLine {
-  return { set: (level) => vm.irqLine(gsi, level) };
-}
 
 export function createPlatform(
   vm: Vm,
@@ -96,15 +105,41 @@ export function createPlatform(
   devices: PlatformDevices = {},
 ): Platform {
   const log = (line: string) => (io.log ? io.log(line) : process.stderr.write(`vireo: ${line}\n`));
-  // ISA IRQ 0 enters the IOAPIC at pin 2, as the MADT's interrupt source override tells the guest.
-  // MSI-X vectors of PCI devices get routes above those as the guest programs them.
-  const msiRoutes = new MsiRoutes(vm, defaultIrqchipRoutes());
-  vm.setGsiRouting(msiRoutes.routes());
+  // GSI routes: each IOAPIC pin's message (KVM learns from them which vectors need an EOI exit),
+  // then the MSI-X vectors of PCI devices as the guest programs them. None until the guest
+  // programs something: a KVM_SET_GSI_ROUTING costs ~0.5 ms of a VM's start here.
+  const msiRoutes = new MsiRoutes(vm, []);
 
   let powerOff = () => {};
   let reset = () => {};
   const pio = new Bus();
   const mmio = new Bus();
+
+  const ioapic = new Ioapic(
+    {
+      deliver: (message) => {
+        vm.signalMsi(message.addressLo, message.addressHi, message.data);
+      },
+      routeChanged: (pin, message) => msiRoutes.set(pin, message),
+    },
+    { log },
+  );
+  mmio.register(IOAPIC_BASE, IOAPIC_SIZE, ioapic, 'ioapic');
+  const irqLine = (gsi: number): IrqLine => ioapic.line(gsi);
+  // No line reaches the PIC (see pic.ts); Linux's probe finding it keeps ISA IRQ numbers as they are.
+  const pic = new Pic();
+  pio.register(PORT_PIC_MASTER, 2, pic.master, 'pic-master');
+  pio.register(PORT_PIC_SLAVE, 2, pic.slave, 'pic-slave');
+  pio.register(PORT_PIC_ELCR, 2, pic.elcr, 'pic-elcr');
+  // There is no PIT: Linux times itself with kvmclock and the TSC-deadline LAPIC timer. Bit 5 of
+  // this port (PIT channel 2's output) reads as set, so that a kernel that calibrates against the
+  // PIT anyway finds its loop over at once and falls back, rather than waiting forever.
+  pio.register(
+    PORT_NMI_STATUS,
+    1,
+    { read: (_offset, data) => data.fill(NMI_STATUS_PIT2_OUTPUT), write: () => {} },
+    'nmi-status',
+  );
 
   // Host input waits here while the UART's buffer is full, and moves on as the guest reads. A
   // BREAK keeps its place among the bytes (SysRq: the key after it must come after it).
@@ -126,20 +161,20 @@ export function createPlatform(
     }
   };
   const uart = new Uart8250({
-    irq: kvmIrqLine(vm, IRQ_COM1),
+    irq: irqLine(IRQ_COM1),
     onOutput: (bytes) => io.onConsoleOutput(bytes),
     onDrain: pumpInput,
   });
   pio.register(PORT_COM1, 8, uart, 'com1');
 
-  const i8042 = new I8042({ onReset: () => reset(), keyboardIrq: kvmIrqLine(vm, IRQ_KEYBOARD) });
+  const i8042 = new I8042({ onReset: () => reset(), keyboardIrq: irqLine(IRQ_KEYBOARD) });
   pio.register(PORT_I8042_DATA, 1, i8042.dataPort, 'i8042-data');
   pio.register(PORT_I8042_COMMAND, 1, i8042.commandPort, 'i8042-command');
 
-  const rtc = new CmosRtc({ irq: kvmIrqLine(vm, IRQ_RTC), memoryBytes: memory.size });
+  const rtc = new CmosRtc({ irq: irqLine(IRQ_RTC), memoryBytes: memory.size });
   pio.register(PORT_RTC, 2, rtc, 'cmos-rtc');
 
-  const pm = new AcpiPm({ sci: kvmIrqLine(vm, IRQ_ACPI_SCI), onPowerOff: () => powerOff() });
+  const pm = new AcpiPm({ sci: irqLine(IRQ_ACPI_SCI), onPowerOff: () => powerOff() });
   pio.register(PORT_ACPI_PM1A_EVENT, PM1_EVT_LENGTH, pm.eventBlock, 'acpi-pm1a-event');
   pio.register(PORT_ACPI_PM1A_CONTROL, PM1_CNT_LENGTH, pm.controlBlock, 'acpi-pm1a-control');
   pio.register(PORT_ACPI_PM_TIMER, 4, pm.timer, 'acpi-pm-timer');
@@ -159,7 +194,7 @@ export function createPlatform(
     const transport = new VirtioPciTransport(device, {
       memory,
       msi,
-      intx: kvmIrqLine(vm, gsi),
+      intx: irqLine(gsi),
       intxLine: gsi,
       kicks,
       log,
@@ -204,8 +239,7 @@ export function createPlatform(
   // Firmware's job on a PC: place the BARs and turn decoding on, so the guest finds them ready.
   pci.assignResources({ memory: { start: PCI_MMIO32_START, end: PCI_MMIO32_END } });
 
-  // Ports guests poke on every PC and that need no model: POST codes and the PIC's ELCR are
-  // handled in the kernel or harmless; 0x80 is a delay port.
+  // POST codes: guests write port 0x80 as a delay; nothing needs to see them.
   pio.register(0x80, 1, { read: (_o, d) => d.fill(0xff), write: () => {} }, 'post-code');
 
   let paused = false;
@@ -255,6 +289,7 @@ export function createPlatform(
     onReset: (handler) => {
       reset = handler;
     },
+    endOfInterrupt: (vector) => ioapic.endOfInterrupt(vector),
     flushConsole: () => uart.flush(),
     close: () => {
       uart.flush();

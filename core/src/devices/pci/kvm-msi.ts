@@ -5,10 +5,11 @@
 
 import { EventFd, type Vm } from '../../kvm/kvm.js';
 import type { GsiRoute } from '../../kvm/structs.js';
+import { IOAPIC_PINS } from '../../x86/layout.js';
 import type { MsiMessage, MsiSink } from './msix.js';
 
-/** First GSI handed to MSI routes: 0..23 are the IOAPIC's pins. */
-export const FIRST_MSI_GSI = 24;
+/** First GSI handed to MSI routes: those below are the IOAPIC's pins. */
+export const FIRST_MSI_GSI = IOAPIC_PINS;
 /** KVM_MAX_IRQ_ROUTES is 4096. */
 const LAST_GSI = 4095;
 
