@@ -10,6 +10,7 @@ import {
   Common,
   DEVICE_CONFIG_OFFSET,
   ISR_OFFSET,
+  type KickRegistrar,
   MSIX_TABLE_OFFSET,
   NO_VECTOR,
   NOTIFY_OFFSET,
@@ -49,7 +50,7 @@ class FakeDevice implements VirtioDevice {
   close(): void {}
 }
 
-function setup(options: { intx?: boolean } = {}) {
+function setup(options: { intx?: boolean; kicks?: KickRegistrar } = {}) {
   const memory = new GuestMemory([{ gpa: 0, bytes: new Uint8Array(1 << 20) }]);
   const device = new FakeDevice();
   const fired: number[] = [];
@@ -60,6 +61,7 @@ function setup(options: { intx?: boolean } = {}) {
     memory,
     msi: { route: (v, m) => routes.set(v, m), trigger: (v) => fired.push(v) },
     intx: options.intx ? { set: (level) => levels.push(level) } : undefined,
+    kicks: options.kicks,
     log: (m) => logs.push(m),
   });
   const read = (offset: number, size: number) => {
@@ -99,6 +101,38 @@ function setup(options: { intx?: boolean } = {}) {
   };
   return { t, device, fired, routes, levels, logs, read, write, common, negotiate, setupQueue };
 }
+
+test('queue notify addresses get kick registrations while the device is active, where its BAR is', () => {
+  const events: string[] = [];
+  const kicks: KickRegistrar = {
+    register(address) {
+      events.push(`+${address.toString(16)}`);
+      return () => events.push(`-${address.toString(16)}`);
+    },
+  };
+  const { t, common, negotiate, setupQueue } = setup({ kicks });
+  const COMMAND_MEMORY = 0x2;
+  t.config.setBarAddress(0, 0xc000_0000);
+  t.config.configWrite(0x04, 2, COMMAND_MEMORY);
+  assert.deepEqual(events, [], 'a placed BAR of an inactive device registers nothing');
+  negotiate();
+  setupQueue(0, 0x1000, 16);
+  common(Common.deviceStatus, 1, STATUS_ACKNOWLEDGE | STATUS_DRIVER | STATUS_FEATURES_OK | STATUS_DRIVER_OK);
+  assert.deepEqual(events, ['+c0003000', '+c0003004'], 'DRIVER_OK: one per queue');
+  events.length = 0;
+  t.config.setBarAddress(0, 0xc001_0000);
+  assert.deepEqual(events, ['-c0003000', '-c0003004', '+c0013000', '+c0013004'], 'they follow the BAR');
+  events.length = 0;
+  t.config.configWrite(0x04, 2, 0);
+  assert.deepEqual(events, ['-c0013000', '-c0013004'], 'memory decoding off: gone');
+  t.config.configWrite(0x04, 2, COMMAND_MEMORY);
+  events.length = 0;
+  common(Common.deviceStatus, 1, 0);
+  assert.deepEqual(events, ['-c0013000', '-c0013004'], 'a device reset removes them');
+  events.length = 0;
+  t.close();
+  assert.deepEqual(events, [], 'nothing left to remove at close');
+});
 
 test('PCI identity and virtio capabilities', () => {
   const { t } = setup();

@@ -4,9 +4,12 @@
 // feature negotiation, device status and reset, queue configuration and interrupts; the device
 // model (VirtioDevice) only sees a context once the driver sets DRIVER_OK.
 //
-// Kicks: each queue's notify address gets an ioeventfd through `kicks` (on KVM), so a guest's
-// notify write never stops its vCPU; a write that reaches the BAR as an MMIO exit (no ioeventfd,
-// or an access of another size) kicks the same way. Interrupts: MSI-X vectors (irqfd on KVM), or
+// Kicks: while the device is active (DRIVER_OK), each queue's notify address has an ioeventfd
+// through `kicks` (on KVM), so a guest's notify write never stops its vCPU; a write that reaches
+// the BAR as an MMIO exit (no ioeventfd, or an access of another size) kicks the same way. As in
+// QEMU and Firecracker, they are registered when the driver activates the device, not when the BAR
+// is placed: KVM frees the I/O bus a registration replaces only after an SRCU grace period
+// (~12 ms here), which a VM whose guest never uses the device would wait for at its exit. Interrupts: MSI-X vectors (irqfd on KVM), or
 // INTx with the ISR register when the driver did not enable MSI-X.
 
 import type { GuestMemory } from '../../../memory/guest-memory.js';
@@ -142,6 +145,9 @@ export class VirtioPciTransport {
   private isr = 0;
   private active = false;
   private unregisterKicks: (() => void)[] = [];
+  private bar: BarMapping = undefined;
+  /** Where the ioeventfds are now (undefined: none). */
+  private kicksAt: number | undefined;
   private readonly log: (message: string) => void;
 
   constructor(
@@ -180,7 +186,9 @@ export class VirtioPciTransport {
       options.msi,
     );
     this.config.onBarChange = (index, _before, after) => {
-      if (index === BAR_INDEX) this.placeKicks(after);
+      if (index !== BAR_INDEX) return;
+      this.bar = after;
+      this.placeKicks();
     };
     this.config.onCommandChange = () => this.updateIntx();
   }
@@ -253,6 +261,7 @@ export class VirtioPciTransport {
     }
     this.status = state.status & 0xff;
     this.active = false;
+    this.placeKicks();
     if (this.status & STATUS_DRIVER_OK && !(this.status & STATUS_NEEDS_RESET)) this.activate();
     this.updateIntx();
     return undefined;
@@ -260,7 +269,8 @@ export class VirtioPciTransport {
 
   /** The VM is ending. */
   close(): void {
-    this.placeKicks(undefined);
+    this.active = false;
+    this.placeKicks();
     this.device.close();
   }
 
@@ -316,13 +326,17 @@ export class VirtioPciTransport {
     });
   }
 
-  private placeKicks(bar: BarMapping): void {
+  /** Puts the ioeventfds where the BAR is while the device is active, and removes them otherwise. */
+  private placeKicks(): void {
+    const kicks = this.options.kicks;
+    const wanted = kicks && this.active && this.bar ? this.bar.address : undefined;
+    if (wanted === this.kicksAt) return;
     for (const unregister of this.unregisterKicks) unregister();
     this.unregisterKicks = [];
-    const kicks = this.options.kicks;
-    if (!kicks || !bar) return;
+    this.kicksAt = wanted;
+    if (!kicks || wanted === undefined) return;
     this.queues.forEach((_queue, index) => {
-      const address = bar.address + NOTIFY_OFFSET + NOTIFY_MULTIPLIER * index;
+      const address = wanted + NOTIFY_OFFSET + NOTIFY_MULTIPLIER * index;
       try {
         this.unregisterKicks.push(kicks.register(address, 2, () => this.kick(index, false)));
       } catch (error) {
@@ -540,6 +554,7 @@ export class VirtioPciTransport {
   private activate(): void {
     if (this.active || this.status & STATUS_NEEDS_RESET) return;
     this.active = true;
+    this.placeKicks();
     const context: VirtioDeviceContext = {
       memory: this.options.memory,
       queues: this.queues,
@@ -597,6 +612,7 @@ export class VirtioPciTransport {
     this.status |= STATUS_NEEDS_RESET;
     if (this.active) {
       this.active = false;
+      this.placeKicks();
       this.device.reset();
     }
     this.configChanged();
@@ -619,6 +635,7 @@ export class VirtioPciTransport {
     this.metrics.resets++;
     if (this.active) this.device.reset();
     this.active = false;
+    this.placeKicks();
     for (const q of this.queues) q.reset();
     this.queueVectors.fill(NO_VECTOR);
     this.configVector = NO_VECTOR;
