@@ -47,6 +47,9 @@ test('integers take the shortest encoding', () => {
   assert.deepEqual(bytes(integer(0x1234)), [0x0b, 0x34, 0x12]);
   assert.deepEqual(bytes(integer(0xc000_0000)), [0x0c, 0x00, 0x00, 0x00, 0xc0]);
   assert.deepEqual(bytes(integer(0x1_0000_0000n)), [0x0e, 0, 0, 0, 0, 1, 0, 0, 0]);
+  assert.deepEqual(bytes(integer(0xffff_ffff)), [0x0c, 0xff, 0xff, 0xff, 0xff]);
+  assert.deepEqual(bytes(integer(2 ** 40)), [0x0e, 0, 0, 0, 0, 0, 1, 0, 0], 'a number past 32 bits');
+  assert.deepEqual(bytes(integer(0x1234n)), bytes(integer(0x1234)), 'a bigint encodes as the number');
   assert.deepEqual(bytes(integer(0xffff_ffff_ffff_ffffn)), [0xff]);
   assert.throws(() => integer(-1));
 });

@@ -84,6 +84,15 @@ export function nameString(path: string): Aml {
 
 /** The shortest integer encoding: ZeroOp, OneOp, OnesOp or a Byte/Word/DWord/QWord constant. */
 export function integer(value: number | bigint): Aml {
+  // Numbers below 2^32 (every integer of Vireo's DSDT but none of its 64-bit ones) skip BigInt:
+  // the _PRT alone encodes ~500 of them on every VM's start-up.
+  if (typeof value === 'number' && Number.isInteger(value) && value >= 0 && value <= 0xffff_ffff) {
+    if (value === 0) return Uint8Array.of(ZERO_OP);
+    if (value === 1) return Uint8Array.of(ONE_OP);
+    if (value <= 0xff) return Uint8Array.of(BYTE_PREFIX, value);
+    if (value <= 0xffff) return Uint8Array.of(WORD_PREFIX, value & 0xff, value >>> 8);
+    return Uint8Array.of(DWORD_PREFIX, value & 0xff, (value >>> 8) & 0xff, (value >>> 16) & 0xff, value >>> 24);
+  }
   const v = BigInt(value);
   if (v < 0n || v > 0xffff_ffff_ffff_ffffn) throw new RangeError(`AML integer ${value} out of range`);
   if (v === 0n) return Uint8Array.of(ZERO_OP);
