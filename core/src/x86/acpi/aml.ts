@@ -91,7 +91,13 @@ export function integer(value: number | bigint): Aml {
     if (value === 1) return Uint8Array.of(ONE_OP);
     if (value <= 0xff) return Uint8Array.of(BYTE_PREFIX, value);
     if (value <= 0xffff) return Uint8Array.of(WORD_PREFIX, value & 0xff, value >>> 8);
-    return Uint8Array.of(DWORD_PREFIX, value & 0xff, (value >>> 8) & 0xff, (value >>> 16) & 0xff, value >>> 24);
+    return Uint8Array.of(
+      DWORD_PREFIX,
+      value & 0xff,
+      (value >>> 8) & 0xff,
+      (value >>> 16) & 0xff,
+      value >>> 24,
+    );
   }
   const v = BigInt(value);
   if (v < 0n || v > 0xffff_ffff_ffff_ffffn) throw new RangeError(`AML integer ${value} out of range`);
