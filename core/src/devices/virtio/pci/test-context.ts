@@ -1,5 +1,6 @@
 // Test support: a device's queues driven by TestDriver without the PCI transport, and a context
 // that records interrupts, config changes and NEEDS_RESET.
+import { allocateGuestRam } from '../../../kvm/kvm.js';
 import { GuestMemory } from '../../../memory/guest-memory.js';
 import { Queue } from '../queue/index.js';
 import { layoutRings, TestDriver } from '../queue/test-driver.js';
@@ -16,12 +17,16 @@ export interface DeviceHarness {
   logs: string[];
 }
 
-/** Lays out every queue of `device` in 4 MiB of RAM, enables them and activates the device. */
+/**
+ * Lays out every queue of `device` in 4 MiB of RAM, enables them and activates the device. The RAM
+ * is aligned as a machine's is, so a buffer's host address has the alignment of its guest address
+ * (what O_DIRECT looks at), the same in every run.
+ */
 export function activateDevice(
   device: VirtioDevice,
   features = featureBit(VIRTIO_F_VERSION_1),
 ): DeviceHarness {
-  const memory = new GuestMemory([{ gpa: 0, bytes: new Uint8Array(new SharedArrayBuffer(4 << 20)) }]);
+  const memory = new GuestMemory([{ gpa: 0, bytes: allocateGuestRam(4 << 20) }]);
   const queues: Queue[] = [];
   const drivers: TestDriver[] = [];
   device.queueSizes.forEach((size, index) => {
