@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { prng } from '../../../../tests/support/prng.js';
 import { IOAPIC_PINS } from '../../x86/layout.js';
 import { fillValue, readValue } from '../bus.js';
 import type { MsiMessage } from '../pci/msix.js';
@@ -352,21 +353,8 @@ test('odd sizes and offsets: reads are 0, writes are ignored', () => {
   assert.equal(s.access(0x10, 4), 0x0017_0011, 'a byte write selects a register');
 });
 
-/** xorshift32: the same "random" guest on every run. */
-function prng(seed: number) {
-  let x = seed >>> 0 || 1;
-  return (limit: number) => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x % limit;
-  };
-}
-
 test('a hostile guest never makes the IOAPIC throw or send an undeliverable message', () => {
-  const random = prng(0x10a91c);
+  const random = prng(0x10a91c).int;
   const s = setup();
   const sizes = [1, 2, 4, 8];
   const offsets = [0x00, 0x10, 0x00, 0x10, 0x04, 0x11, 0x40, 0xff, 0xffc];

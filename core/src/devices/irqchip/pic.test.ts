@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { prng } from '../../../../tests/support/prng.js';
 import { Bus, fillValue, readValue } from '../bus.js';
 import { ELCR_MASTER_MASK, ELCR_SLAVE_MASK, Pic } from './pic.js';
 
@@ -201,21 +202,8 @@ test('restore rejects malformed state and leaves the PICs unchanged', () => {
   assert.deepEqual(s.pic.state(), good);
 });
 
-/** xorshift32: the same "random" guest on every run. */
-function prng(seed: number) {
-  let x = seed >>> 0 || 1;
-  return (limit: number) => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x % limit;
-  };
-}
-
 test('a hostile guest never makes the PICs throw or corrupt their state', () => {
-  const random = prng(0x8259);
+  const random = prng(0x8259).int;
   const pic = new Pic();
   const devices = [pic.master, pic.slave, pic.elcr];
   for (let i = 0; i < 20_000; i++) {

@@ -3,6 +3,7 @@
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { prng } from '../../../../tests/support/prng.js';
 import { Bus } from '../bus.js';
 import { PciConfigSpace } from '../pci/config-space.js';
 import { PciRoot } from '../pci/host-bridge.js';
@@ -11,21 +12,8 @@ import { I8042 } from './i8042.js';
 import { CmosRtc } from './rtc.js';
 import { Uart8250 } from './uart8250.js';
 
-/** xorshift32: the same "random" guest on every run. */
-function prng(seed: number) {
-  let x = seed >>> 0 || 1;
-  return (limit: number) => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x % limit;
-  };
-}
-
 test('random port and MMIO accesses never throw and never leave the devices inconsistent', () => {
-  const random = prng(0x5eed);
+  const random = prng(0x5eed).int;
   const levels = new Map<string, boolean>();
   const line = (name: string) => ({
     set: (level: boolean) => {
