@@ -5,23 +5,14 @@
 // QEMU running the same guest binary. Each figure is (time with N exits - time with none) / N,
 // the median of --repeat runs, so start-up costs cancel out.
 //   node dist/bench/exit-roundtrip.js [--exits N] [--repeat R]
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { createTestVm, HandlerBus, TestPort, testGuest, testGuestDir } from '../core/src/kvm/test-vm.js';
 import { VcpuSet } from '../core/src/kvm/vcpu-set.js';
 import { kvmSkipReason } from '../tests/support/tags.js';
-import {
-  benchCacheDir,
-  benchDir,
-  newer,
-  QEMU,
-  qemuImage,
-  qemuUnavailable,
-  run,
-  withParams,
-} from './lib/guest-image.js';
+import { hostProgram, QEMU, qemuImage, qemuUnavailable, run, withParams } from './lib/guest-image.js';
 import { type Measurement, median, printFigure } from './lib/report.js';
 
 const { values } = parseArgs({
@@ -32,17 +23,6 @@ const { values } = parseArgs({
 });
 const exits = Number(values.exits);
 const repeat = Number(values.repeat);
-
-function buildBaseline(): string {
-  const source = join(benchDir, 'exit-roundtrip-baseline.c');
-  const binary = join(benchCacheDir, 'exit-roundtrip-baseline');
-  if (!newer(binary, [source])) {
-    mkdirSync(benchCacheDir, { recursive: true });
-    const result = run('gcc', ['-O2', '-Wall', '-o', binary, source]);
-    if (result.status !== 0) throw new Error(`gcc failed: ${result.stderr}`);
-  }
-  return binary;
-}
 
 /** Nanoseconds for the C loop with n exits (its own clock around the KVM_RUN loop). */
 interface RunResult {
@@ -126,7 +106,7 @@ async function main(): Promise<void> {
   }
   const guest = testGuest('cpl3-loop');
   const guestPath = join(testGuestDir(), 'cpl3-loop.bin');
-  const baseline = buildBaseline();
+  const baseline = hostProgram('exit-roundtrip-baseline');
   const work = mkdtempSync(join(tmpdir(), 'vireo-exit-bench-'));
   const samples = new Map<string, number[]>();
   const failures = new Map<string, string>();

@@ -5,11 +5,9 @@
 // jiffies). Rows are medians of times measured by a C program (bench/kvm-teardown.c): the exit,
 // and the VM's set-up, where some variants wait instead.
 //   node dist/bench/kvm-teardown.js [--runs 21] [--life-us 3000]
-import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { kvmSkipReason } from '../tests/support/tags.js';
-import { benchCacheDir, benchDir, newer, run } from './lib/guest-image.js';
+import { hostProgram, run } from './lib/guest-image.js';
 import { median, printFigure } from './lib/report.js';
 
 const { values } = parseArgs({
@@ -24,22 +22,11 @@ const VARIANTS: [name: string, variant: string][] = [
   ['bare VM', 'bare'],
 ];
 
-function build(): string {
-  const source = join(benchDir, 'kvm-teardown.c');
-  const binary = join(benchCacheDir, 'kvm-teardown');
-  if (!newer(binary, [source])) {
-    mkdirSync(benchCacheDir, { recursive: true });
-    const result = run('gcc', ['-O2', '-Wall', '-o', binary, source]);
-    if (result.status !== 0) throw new Error(`gcc failed: ${result.stderr}`);
-  }
-  return binary;
-}
-
 const skip = kvmSkipReason();
 if (skip) {
   console.log(`kvm-teardown: ${skip}`);
 } else {
-  const binary = build();
+  const binary = hostProgram('kvm-teardown');
   console.log(`kvm-teardown: ${values.runs} runs per variant, each VM lives ${values['life-us']} µs`);
   const results = VARIANTS.map(([name, variant]) => {
     const result = run(binary, [variant, values.runs, values['life-us']]);

@@ -33,6 +33,17 @@ export function newer(output: string, inputs: string[]): boolean {
   return inputs.every((input) => statSync(input).mtimeMs <= built);
 }
 
+/** Host program bench/<name>.c (a baseline, a probe) built into the cache when it changed; its path. */
+export function hostProgram(name: string): string {
+  const source = join(benchDir, `${name}.c`);
+  const binary = join(benchCacheDir, name);
+  if (!newer(binary, [source])) {
+    mkdirSync(benchCacheDir, { recursive: true });
+    mustRun('gcc', ['-O2', '-Wall', '-o', binary, source]);
+  }
+  return binary;
+}
+
 const CFLAGS = [
   '-O2',
   '-std=gnu11',
