@@ -4,7 +4,6 @@
 // VM host's main) thread.
 
 import { Bus } from '../devices/bus.js';
-import type { IrqLine } from '../devices/irq.js';
 import { Ioapic } from '../devices/irqchip/ioapic.js';
 import { Pic } from '../devices/irqchip/pic.js';
 import { AcpiPm } from '../devices/legacy/acpi-pm.js';
@@ -125,7 +124,6 @@ export function createPlatform(
     { log },
   );
   mmio.register(IOAPIC_BASE, IOAPIC_SIZE, ioapic, 'ioapic');
-  const irqLine = (gsi: number): IrqLine => ioapic.line(gsi);
   // No line reaches the PIC (see pic.ts); Linux's probe finding it keeps ISA IRQ numbers as they are.
   const pic = new Pic();
   pio.register(PORT_PIC_MASTER, 2, pic.master, 'pic-master');
@@ -161,20 +159,20 @@ export function createPlatform(
     }
   };
   const uart = new Uart8250({
-    irq: irqLine(IRQ_COM1),
+    irq: ioapic.line(IRQ_COM1),
     onOutput: (bytes) => io.onConsoleOutput(bytes),
     onDrain: pumpInput,
   });
   pio.register(PORT_COM1, 8, uart, 'com1');
 
-  const i8042 = new I8042({ onReset: () => reset(), keyboardIrq: irqLine(IRQ_KEYBOARD) });
+  const i8042 = new I8042({ onReset: () => reset(), keyboardIrq: ioapic.line(IRQ_KEYBOARD) });
   pio.register(PORT_I8042_DATA, 1, i8042.dataPort, 'i8042-data');
   pio.register(PORT_I8042_COMMAND, 1, i8042.commandPort, 'i8042-command');
 
-  const rtc = new CmosRtc({ irq: irqLine(IRQ_RTC), memoryBytes: memory.size });
+  const rtc = new CmosRtc({ irq: ioapic.line(IRQ_RTC), memoryBytes: memory.size });
   pio.register(PORT_RTC, 2, rtc, 'cmos-rtc');
 
-  const pm = new AcpiPm({ sci: irqLine(IRQ_ACPI_SCI), onPowerOff: () => powerOff() });
+  const pm = new AcpiPm({ sci: ioapic.line(IRQ_ACPI_SCI), onPowerOff: () => powerOff() });
   pio.register(PORT_ACPI_PM1A_EVENT, PM1_EVT_LENGTH, pm.eventBlock, 'acpi-pm1a-event');
   pio.register(PORT_ACPI_PM1A_CONTROL, PM1_CNT_LENGTH, pm.controlBlock, 'acpi-pm1a-control');
   pio.register(PORT_ACPI_PM_TIMER, 4, pm.timer, 'acpi-pm-timer');
@@ -194,7 +192,7 @@ export function createPlatform(
     const transport = new VirtioPciTransport(device, {
       memory,
       msi,
-      intx: irqLine(gsi),
+      intx: ioapic.line(gsi),
       intxLine: gsi,
       kicks,
       log,

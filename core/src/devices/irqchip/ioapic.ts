@@ -34,7 +34,7 @@
 // each delivery still goes through a vCPU exit, so other vCPUs and the VMM keep running).
 
 import { IOAPIC_PINS, IOAPIC_VERSION } from '../../x86/layout.js';
-import type { BusDevice } from '../bus.js';
+import { type BusDevice, fillValue, readValue } from '../bus.js';
 import type { IrqLine } from '../irq.js';
 import type { MsiMessage } from '../pci/msix.js';
 
@@ -194,11 +194,7 @@ export class Ioapic implements BusDevice {
     if (offset === IOREGSEL && data.length <= 4) {
       data[0] = this.selectedRegister;
     } else if (offset === IOWIN && data.length === 4) {
-      const value = this.readRegister(this.selectedRegister);
-      data[0] = value & 0xff;
-      data[1] = (value >>> 8) & 0xff;
-      data[2] = (value >>> 16) & 0xff;
-      data[3] = value >>> 24;
+      fillValue(data, this.readRegister(this.selectedRegister));
     }
   }
 
@@ -207,8 +203,7 @@ export class Ioapic implements BusDevice {
     if (offset === IOREGSEL && data.length <= 4) {
       this.selectedRegister = data[0]!;
     } else if (offset === IOWIN && data.length === 4) {
-      const value = (data[0]! | (data[1]! << 8) | (data[2]! << 16) | (data[3]! << 24)) >>> 0;
-      this.writeRegister(this.selectedRegister, value);
+      this.writeRegister(this.selectedRegister, readValue(data));
     }
   }
 

@@ -7,10 +7,11 @@
 // Kicks: while the device is active (DRIVER_OK), each queue's notify address has an ioeventfd
 // through `kicks` (on KVM), so a guest's notify write never stops its vCPU; a write that reaches
 // the BAR as an MMIO exit (no ioeventfd, or an access of another size) kicks the same way. As in
-// QEMU and Firecracker, they are registered when the driver activates the device, not when the BAR
-// is placed: KVM frees the I/O bus a registration replaces only after an SRCU grace period
-// (~12 ms here), which a VM whose guest never uses the device would wait for at its exit. Interrupts: MSI-X vectors (irqfd on KVM), or
-// INTx with the ISR register when the driver did not enable MSI-X.
+// QEMU and Firecracker, they are registered when the driver activates the device, not when the
+// BAR is placed: KVM frees the I/O bus a registration replaces only after an SRCU grace period
+// (~12 ms here), which a VM whose guest never uses the device would wait for at its exit.
+// Interrupts: MSI-X vectors (irqfd on KVM), or INTx with the ISR register when the driver did not
+// enable MSI-X.
 
 import type { GuestMemory } from '../../../memory/guest-memory.js';
 import type { BusDevice } from '../../bus.js';
